@@ -1,0 +1,620 @@
+/*
+ * mw_config -- load mailwarden.ini with inih.  See mw_config.h.
+ *
+ * Every problem is reported as "file:line: what is wrong" and the load
+ * fails: an unknown section or key, a bad value, a line too long, a
+ * syntax error.  We feed inih through our own line reader so that we
+ * know the line number of every key (the Debian build of inih does not
+ * pass it to handlers) and can refuse over-long lines instead of having
+ * them split silently.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "mw_config.h"
+#include "mw_module.h"
+
+
+struct loader {
+	struct mw_config	*cfg;
+	FILE			*fp;
+	int			 line;		/* line being parsed */
+	int			 err_line;	/* first error, 0 = none */
+	char			 err[400];
+	int			 trusted_seen;	/* file sets trusted_networks */
+};
+
+static void
+loader_error(struct loader *ld, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ld->err_line != 0)
+		return;		/* report the first problem only */
+	ld->err_line = ld->line;
+	va_start(ap, fmt);
+	vsnprintf(ld->err, sizeof(ld->err), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Line reader handed to ini_parse_stream: counts lines, and turns a line
+ * longer than inih's buffer into an error instead of two half lines.
+ */
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct loader *ld = stream;
+	int c, n = 0, overflow = 0;
+
+	for (;;) {
+		c = getc(ld->fp);
+		if (c == EOF)
+			break;
+		if (n < num - 2)
+			str[n++] = (char)c;
+		else if (c != '\n')
+			overflow = 1;
+		if (c == '\n')
+			break;
+		if (c == '\0') {
+			/* NUL in a config file: inih would stop the line there. */
+			overflow = 2;
+		}
+	}
+	if (n == 0 && c == EOF)
+		return NULL;
+	str[n] = '\0';
+	ld->line++;
+	if (overflow != 0) {
+		if (overflow == 2)
+			loader_error(ld, "NUL byte in line");
+		else
+			loader_error(ld, "line longer than %d bytes (put long "
+			    "lists on several lines: list keys add up)",
+			    num - 2);
+		/* Hand inih a harmless comment in its place. */
+		snprintf(str, (size_t)num, ";\n");
+	}
+	return str;
+}
+
+int
+mw_parse_bool(const char *s, bool *out, char *err, size_t errlen)
+{
+	if (strcmp(s, "yes") == 0 || strcmp(s, "true") == 0 ||
+	    strcmp(s, "on") == 0 || strcmp(s, "1") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(s, "no") == 0 || strcmp(s, "false") == 0 ||
+	    strcmp(s, "off") == 0 || strcmp(s, "0") == 0) {
+		*out = false;
+		return 0;
+	}
+	snprintf(err, errlen, "\"%s\" is not a boolean (yes/no)", s);
+	return -1;
+}
+
+int
+mw_parse_int(const char *s, long min, long max, long *out, char *err,
+    size_t errlen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min || v > max) {
+		snprintf(err, errlen, "\"%s\" is not an integer between %ld "
+		    "and %ld", s, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+mw_parse_double(const char *s, double min, double max, double *out,
+    char *err, size_t errlen)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) ||
+	    v < min || v > max) {
+		snprintf(err, errlen, "\"%s\" is not a number between %g and "
+		    "%g", s, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+mw_parse_duration(const char *s, long *out, char *err, size_t errlen)
+{
+	char *end;
+	long v, mul = 1;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || errno != 0 || v < 0)
+		goto bad;
+	if (*end != '\0') {
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		case 'w': mul = 7 * 86400; break;
+		default: goto bad;
+		}
+		if (end[1] != '\0')
+			goto bad;
+	}
+	if (v > LONG_MAX / mul || v * mul > 10L * 365 * 86400)
+		goto bad;
+	*out = v * mul;
+	return 0;
+bad:
+	snprintf(err, errlen, "\"%s\" is not a duration (e.g. 300, 300s, 5m, "
+	    "2h, 35d; at most 10 years)", s);
+	return -1;
+}
+
+int
+mw_parse_size(const char *s, unsigned long long *out, char *err,
+    size_t errlen)
+{
+	char *end;
+	unsigned long long v, mul = 1;
+
+	errno = 0;
+	if (*s == '-' || !isdigit((unsigned char)*s))
+		goto bad;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		goto bad;
+	if (*end != '\0') {
+		switch (*end) {
+		case 'k': case 'K': mul = 1024ULL; break;
+		case 'm': case 'M': mul = 1024ULL * 1024; break;
+		case 'g': case 'G': mul = 1024ULL * 1024 * 1024; break;
+		default: goto bad;
+		}
+		if (end[1] != '\0')
+			goto bad;
+	}
+	if (v > (1ULL << 40) / mul)
+		goto bad;
+	*out = v * mul;
+	return 0;
+bad:
+	snprintf(err, errlen, "\"%s\" is not a size (bytes, or with k/M/G; at "
+	    "most 1T)", s);
+	return -1;
+}
+
+int
+mw_set_string(char **dst, const char *s, char *err, size_t errlen)
+{
+	char *copy = strdup(s);
+
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+int
+mw_split_list(const char *s, char ***v, size_t *n, char *err, size_t errlen)
+{
+	const char *p = s;
+
+	while (*p != '\0') {
+		size_t len = 0;
+		char **nv, *item;
+
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		while (p[len] != '\0' && p[len] != ',' &&
+		    !isspace((unsigned char)p[len]))
+			len++;
+		item = strndup(p, len);
+		nv = realloc(*v, (*n + 1) * sizeof(**v));
+		if (item == NULL || nv == NULL) {
+			free(item);
+			if (nv != NULL)
+				*v = nv;
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		*v = nv;
+		(*v)[(*n)++] = item;
+		p += len;
+	}
+	return 0;
+}
+
+void
+mw_free_list(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static const struct {
+	const char	*name;
+	int		 value;
+} log_levels[] = {
+	{ "error", LOG_ERR }, { "warning", LOG_WARNING },
+	{ "notice", LOG_NOTICE }, { "info", LOG_INFO }, { "debug", LOG_DEBUG },
+}, log_facilities[] = {
+	{ "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "local0", LOG_LOCAL0 },
+	{ "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
+	{ "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 },
+	{ "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+	{ "local7", LOG_LOCAL7 },
+};
+
+static int
+set_milter(struct mw_config *c, const char *k, const char *v, char *err,
+    size_t errlen)
+{
+	long l;
+	size_t i;
+
+	if (strcmp(k, "socket") == 0) {
+		if (strncmp(v, "unix:", 5) != 0 && strncmp(v, "local:", 6) != 0 &&
+		    strncmp(v, "inet:", 5) != 0 && strncmp(v, "inet6:", 6) != 0) {
+			snprintf(err, errlen, "socket \"%s\": expected "
+			    "unix:/path, inet:port@host or inet6:port@host", v);
+			return -1;
+		}
+		return mw_set_string(&c->socket, v, err, errlen);
+	}
+	if (strcmp(k, "socket_mode") == 0) {
+		char *end;
+
+		errno = 0;
+		l = strtol(v, &end, 8);
+		if (*v == '\0' || *end != '\0' || errno != 0 || l < 0 ||
+		    l > 0777) {
+			snprintf(err, errlen, "socket_mode \"%s\": expected an "
+			    "octal mode such as 0660", v);
+			return -1;
+		}
+		c->socket_mode = (unsigned int)l;
+		return 0;
+	}
+	if (strcmp(k, "user") == 0)
+		return mw_set_string(&c->user, v, err, errlen);
+	if (strcmp(k, "group") == 0)
+		return mw_set_string(&c->group, v, err, errlen);
+	if (strcmp(k, "pidfile") == 0)
+		return mw_set_string(&c->pidfile, v, err, errlen);
+	if (strcmp(k, "authserv_id") == 0) {
+		/* It is a token in a header: keep it a plain domain-ish word. */
+		for (i = 0; v[i] != '\0'; i++)
+			if (!isalnum((unsigned char)v[i]) && v[i] != '.' &&
+			    v[i] != '-' && v[i] != '_') {
+				snprintf(err, errlen, "authserv_id \"%s\": only "
+				    "letters, digits, '.', '-', '_'", v);
+				return -1;
+			}
+		if (i == 0) {
+			snprintf(err, errlen, "authserv_id is empty");
+			return -1;
+		}
+		return mw_set_string(&c->authserv_id, v, err, errlen);
+	}
+	if (strcmp(k, "trusted_networks") == 0)
+		return mw_cidr_list_parse(&c->trusted_networks, v, err, errlen);
+	if (strcmp(k, "dry_run") == 0)
+		return mw_parse_bool(v, &c->dry_run, err, errlen);
+	if (strcmp(k, "log_level") == 0) {
+		for (i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
+			if (strcmp(v, log_levels[i].name) == 0) {
+				c->log_level = log_levels[i].value;
+				return 0;
+			}
+		snprintf(err, errlen, "log_level \"%s\": expected error, "
+		    "warning, notice, info or debug", v);
+		return -1;
+	}
+	if (strcmp(k, "log_facility") == 0) {
+		for (i = 0; i < sizeof(log_facilities) /
+		    sizeof(log_facilities[0]); i++)
+			if (strcmp(v, log_facilities[i].name) == 0) {
+				c->log_facility = log_facilities[i].value;
+				return mw_set_string(&c->log_facility_name, v,
+				    err, errlen);
+			}
+		snprintf(err, errlen, "log_facility \"%s\": expected mail, "
+		    "daemon or local0..local7", v);
+		return -1;
+	}
+	return 1;
+}
+
+static int
+set_policy(struct mw_config *c, const char *k, const char *v, char *err,
+    size_t errlen)
+{
+	if (strcmp(k, "reject_score") == 0)
+		return mw_parse_double(v, 0, 10000, &c->reject_score, err,
+		    errlen);
+	if (strcmp(k, "tempfail_score") == 0)
+		return mw_parse_double(v, 0, 10000, &c->tempfail_score, err,
+		    errlen);
+	if (strcmp(k, "exempt_recipients") == 0) {
+		/* Replaces the default list. */
+		mw_free_list(c->exempt_localparts, c->n_exempt_localparts);
+		c->exempt_localparts = NULL;
+		c->n_exempt_localparts = 0;
+		return mw_split_list(v, &c->exempt_localparts,
+		    &c->n_exempt_localparts, err, errlen);
+	}
+	if (strcmp(k, "reject_text") == 0)
+		return mw_set_string(&c->reject_text, v, err, errlen);
+	return 1;
+}
+
+static int
+set_dns(struct mw_config *c, const char *k, const char *v, char *err,
+    size_t errlen)
+{
+	long l;
+
+	if (strcmp(k, "nameservers") == 0)
+		return mw_set_string(&c->dns_nameservers, v, err, errlen);
+	if (strcmp(k, "timeout_ms") == 0) {
+		if (mw_parse_int(v, 10, 60000, &l, err, errlen) == -1)
+			return -1;
+		c->dns_timeout_ms = (int)l;
+		return 0;
+	}
+	if (strcmp(k, "tries") == 0) {
+		if (mw_parse_int(v, 1, 10, &l, err, errlen) == -1)
+			return -1;
+		c->dns_tries = (int)l;
+		return 0;
+	}
+	if (strcmp(k, "cache_size") == 0) {
+		if (mw_parse_int(v, 0, 10000000, &l, err, errlen) == -1)
+			return -1;
+		c->dns_cache_size = (int)l;
+		return 0;
+	}
+	return 1;
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct loader *ld = user;
+	struct mw_config *c = ld->cfg;
+	char err[300];
+	int idx, r;
+
+	err[0] = '\0';
+	if (strcmp(section, "milter") == 0) {
+		/* The first trusted_networks line replaces the default. */
+		if (strcmp(name, "trusted_networks") == 0 && !ld->trusted_seen) {
+			mw_cidr_list_free(&c->trusted_networks);
+			ld->trusted_seen = 1;
+		}
+		r = set_milter(c, name, value, err, sizeof(err));
+	}
+	else if (strcmp(section, "policy") == 0)
+		r = set_policy(c, name, value, err, sizeof(err));
+	else if (strcmp(section, "dns") == 0)
+		r = set_dns(c, name, value, err, sizeof(err));
+	else if ((idx = mw_module_index(section)) >= 0)
+		r = mw_modules[idx]->cfg_set(c->mod[idx], name, value, err,
+		    sizeof(err));
+	else {
+		loader_error(ld, "unknown section [%s]", section);
+		return 0;
+	}
+	if (r == 1) {
+		loader_error(ld, "unknown key \"%s\" in [%s]", name, section);
+		return 0;
+	}
+	if (r != 0) {
+		loader_error(ld, "[%s] %s: %s", section, name, err);
+		return 0;
+	}
+	return 1;
+}
+
+static int
+default_authserv_id(struct mw_config *c)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	c->authserv_id = strdup(host);
+	return c->authserv_id == NULL ? -1 : 0;
+}
+
+static struct mw_config *
+config_new(void)
+{
+	struct mw_config *c;
+	size_t i;
+	char err[64];
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->socket = strdup("unix:/run/mailwarden/mailwarden.sock");
+	c->socket_mode = 0660;
+	c->user = strdup("mailwarden");
+	c->group = strdup("");
+	c->log_level = LOG_INFO;
+	c->log_facility = LOG_MAIL;
+	c->log_facility_name = strdup("mail");
+	c->reject_score = 10;
+	c->tempfail_score = 0;
+	c->reject_text = strdup("Message rejected by policy");
+	c->dns_timeout_ms = 2000;
+	c->dns_tries = 2;
+	c->dns_cache_size = 10000;
+	if (mw_split_list("postmaster, abuse", &c->exempt_localparts,
+	    &c->n_exempt_localparts, err, sizeof(err)) == -1 ||
+	    mw_cidr_list_parse(&c->trusted_networks, "127.0.0.0/8, ::1", err,
+	    sizeof(err)) == -1)
+		goto fail;
+	for (i = 0; i < mw_nmodules; i++) {
+		if ((c->mod[i] = calloc(1, mw_modules[i]->cfg_size)) == NULL)
+			goto fail;
+		if (mw_modules[i]->cfg_init != NULL)
+			mw_modules[i]->cfg_init(c->mod[i]);
+	}
+	if (c->socket == NULL || c->user == NULL || c->group == NULL ||
+	    c->reject_text == NULL || c->log_facility_name == NULL)
+		goto fail;
+	return c;
+fail:
+	mw_config_free(c);
+	return NULL;
+}
+
+int
+mw_config_load(const char *path, struct mw_config **cfgp, char *err,
+    size_t errlen)
+{
+	struct loader ld;
+	struct mw_config *c;
+	size_t i;
+	int r;
+	char merr[300];
+
+	*cfgp = NULL;
+	memset(&ld, 0, sizeof(ld));
+	if ((c = config_new()) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	ld.cfg = c;
+	if ((ld.fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		mw_config_free(c);
+		return -1;
+	}
+	r = ini_parse_stream(read_line, &ld, handler, &ld);
+	fclose(ld.fp);
+	if (ld.err_line != 0 || r != 0) {
+		if (ld.err_line != 0 && (r <= 0 || ld.err_line <= r))
+			snprintf(err, errlen, "%s:%d: %s", path, ld.err_line,
+			    ld.err);
+		else
+			snprintf(err, errlen, "%s:%d: syntax error: expected "
+			    "[section], key = value, or a ; comment", path, r);
+		mw_config_free(c);
+		return -1;
+	}
+	if ((c->path = strdup(path)) == NULL)
+		goto fail_mem;
+	if (c->authserv_id == NULL && default_authserv_id(c) == -1)
+		goto fail_mem;
+	for (i = 0; i < mw_nmodules; i++) {
+		if (mw_modules[i]->cfg_check == NULL)
+			continue;
+		merr[0] = '\0';
+		if (mw_modules[i]->cfg_check(c->mod[i], c, merr,
+		    sizeof(merr)) != 0) {
+			snprintf(err, errlen, "%s: [%s] %s", path,
+			    mw_modules[i]->name, merr);
+			mw_config_free(c);
+			return -1;
+		}
+	}
+	*cfgp = c;
+	return 0;
+fail_mem:
+	snprintf(err, errlen, "%s: out of memory", path);
+	mw_config_free(c);
+	return -1;
+}
+
+void
+mw_config_free(struct mw_config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->socket);
+	free(c->user);
+	free(c->group);
+	free(c->authserv_id);
+	free(c->log_facility_name);
+	free(c->pidfile);
+	mw_cidr_list_free(&c->trusted_networks);
+	mw_free_list(c->exempt_localparts, c->n_exempt_localparts);
+	free(c->reject_text);
+	free(c->dns_nameservers);
+	for (i = 0; i < mw_nmodules; i++) {
+		if (c->mod[i] == NULL)
+			continue;
+		if (mw_modules[i]->cfg_free != NULL)
+			mw_modules[i]->cfg_free(c->mod[i]);
+		free(c->mod[i]);
+	}
+	free(c);
+}
+
+void
+mw_config_dump(const struct mw_config *c, void *vfp)
+{
+	FILE *fp = vfp;
+	size_t i;
+
+	fprintf(fp, "[milter]\nsocket = %s\nsocket_mode = %04o\nuser = %s\n"
+	    "group = %s\nauthserv_id = %s\ndry_run = %s\n"
+	    "trusted_networks = %zu networks\n\n",
+	    c->socket, c->socket_mode, c->user, c->group, c->authserv_id,
+	    c->dry_run ? "yes" : "no", c->trusted_networks.n);
+	fprintf(fp, "[policy]\nreject_score = %g\ntempfail_score = %g\n"
+	    "exempt_recipients =", c->reject_score, c->tempfail_score);
+	for (i = 0; i < c->n_exempt_localparts; i++)
+		fprintf(fp, " %s", c->exempt_localparts[i]);
+	fprintf(fp, "\n\n[dns]\nnameservers = %s\ntimeout_ms = %d\ntries = %d\n"
+	    "cache_size = %d\n", c->dns_nameservers != NULL ?
+	    c->dns_nameservers : "(resolv.conf)", c->dns_timeout_ms,
+	    c->dns_tries, c->dns_cache_size);
+	for (i = 0; i < mw_nmodules; i++) {
+		if (mw_modules[i]->cfg_dump == NULL)
+			continue;
+		fprintf(fp, "\n[%s]\n", mw_modules[i]->name);
+		mw_modules[i]->cfg_dump(c->mod[i], fp);
+	}
+}

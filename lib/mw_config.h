@@ -1,0 +1,86 @@
+/*
+ * mw_config -- mailwarden.ini, parsed with inih into one struct that is
+ * never modified after mw_config_load() returns.  The daemon swaps in a
+ * whole new struct on SIGHUP; sessions keep the one they started with.
+ *
+ *	struct mw_config *cfg;
+ *	char err[512];
+ *	if (mw_config_load("/etc/mailwarden.ini", &cfg, err, sizeof(err)) == -1)
+ *		errx(1, "%s", err);	-- err is "file:line: what is wrong"
+ *	...
+ *	mw_config_free(cfg);
+ *
+ * The core sections ([milter], [policy], [dns]) are handled here; every
+ * check module owns its own section through the mw_module interface.
+ */
+#ifndef MW_CONFIG_H
+#define MW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mw_cidr.h"
+
+#define MW_MAX_MODULES	16
+
+struct mw_config {
+	char			*path;
+
+	/* [milter] */
+	char			*socket;	/* libmilter spec */
+	unsigned int		 socket_mode;	/* unix socket permissions */
+	char			*user;		/* drop to after opening socket */
+	char			*group;
+	char			*authserv_id;
+	bool			 dry_run;
+	int			 log_level;	/* syslog priority, LOG_INFO */
+	char			*log_facility_name;
+	int			 log_facility;
+	struct mw_cidr_list	 trusted_networks;
+	char			*pidfile;
+
+	/* [policy] */
+	double			 reject_score;
+	double			 tempfail_score;
+	char			**exempt_localparts;	/* postmaster, abuse */
+	size_t			 n_exempt_localparts;
+	char			*reject_text;	/* text for score rejections */
+
+	/* [dns] */
+	char			*dns_nameservers;	/* NULL: resolv.conf */
+	int			 dns_timeout_ms;
+	int			 dns_tries;
+	int			 dns_cache_size;
+
+	/* One config block per module, in mw_modules[] order. */
+	void			*mod[MW_MAX_MODULES];
+};
+
+int	mw_config_load(const char *path, struct mw_config **cfgp, char *err,
+	    size_t errlen);
+void	mw_config_free(struct mw_config *cfg);
+/* Print the effective configuration, every key, in ini form. */
+void	mw_config_dump(const struct mw_config *cfg, void *fp);
+
+/*
+ * Value parsers shared by modules' cfg_set functions.  Each returns 0 or
+ * -1 with err describing the problem (the caller prefixes file:line).
+ */
+int	mw_parse_bool(const char *s, bool *out, char *err, size_t errlen);
+int	mw_parse_int(const char *s, long min, long max, long *out, char *err,
+	    size_t errlen);
+int	mw_parse_double(const char *s, double min, double max, double *out,
+	    char *err, size_t errlen);
+/* Duration: "300", "300s", "5m", "2h", "35d" -> seconds. */
+int	mw_parse_duration(const char *s, long *out, char *err, size_t errlen);
+/* Size: "26214400", "25M", "512k" -> bytes. */
+int	mw_parse_size(const char *s, unsigned long long *out, char *err,
+	    size_t errlen);
+/* Replace *dst with a copy of s. */
+int	mw_set_string(char **dst, const char *s, char *err, size_t errlen);
+/* Split a comma/space separated list and append the items to *v. */
+int	mw_split_list(const char *s, char ***v, size_t *n, char *err,
+	    size_t errlen);
+void	mw_free_list(char **v, size_t n);
+
+#endif /* MW_CONFIG_H */

@@ -1,0 +1,759 @@
+/*
+ * mw_session -- the per-connection policy engine: feeds SMTP events to
+ * the check modules in mw_modules[] order and turns their results into
+ * one verdict per event.  See mw_session.h for the calling sequence and
+ * mw_session_priv.h for how modules decide.
+ *
+ * Where decisions are given (like Postfix's smtpd_delay_reject):
+ *  - the size cap answers MAIL FROM (SIZE=) and the body at once;
+ *  - results of checks that run before DATA (iprev, HELO, DNSBL, SPF)
+ *    are given at RCPT, per recipient, so postmaster@ and abuse@ still
+ *    get through (RFC 5321 section 4.5.1) and the log has the sender;
+ *  - content checks (DKIM, DMARC) decide at end of message, unless a
+ *    recipient was exempt: then the message is only annotated.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mw_authres.h"
+#include "mw_cidr.h"
+#include "mw_log.h"
+#include "mw_session_priv.h"
+
+#define MW_LOG_FIELD_MAX	256	/* bytes of a logged network string */
+
+struct mw_ctx {
+	atomic_int		 refs;
+	struct mw_config	*cfg;
+	struct mw_dns		*dns;
+	void			*global[MW_MAX_MODULES];
+};
+
+int
+mw_ctx_new(struct mw_config *cfg, struct mw_ctx **ctxp, char *err,
+    size_t errlen)
+{
+	struct mw_ctx *ctx;
+	size_t i;
+
+	*ctxp = NULL;
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		mw_config_free(cfg);
+		return -1;
+	}
+	atomic_init(&ctx->refs, 1);
+	ctx->cfg = cfg;
+	if (mw_dns_new(&ctx->dns, cfg->dns_nameservers, cfg->dns_timeout_ms,
+	    cfg->dns_tries, (size_t)cfg->dns_cache_size, err, errlen) == -1)
+		goto fail;
+	for (i = 0; i < mw_nmodules; i++) {
+		if (mw_modules[i]->global_new == NULL)
+			continue;
+		if (mw_modules[i]->global_new(cfg, cfg->mod[i], &ctx->global[i],
+		    err, errlen) == -1)
+			goto fail;
+	}
+	*ctxp = ctx;
+	return 0;
+fail:
+	mw_ctx_unref(ctx);
+	return -1;
+}
+
+struct mw_ctx *
+mw_ctx_ref(struct mw_ctx *ctx)
+{
+	atomic_fetch_add(&ctx->refs, 1);
+	return ctx;
+}
+
+void
+mw_ctx_unref(struct mw_ctx *ctx)
+{
+	size_t i;
+
+	if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1)
+		return;
+	for (i = 0; i < mw_nmodules; i++)
+		if (ctx->global[i] != NULL && mw_modules[i]->global_free != NULL)
+			mw_modules[i]->global_free(ctx->global[i]);
+	if (ctx->dns != NULL)
+		mw_dns_free(ctx->dns);
+	mw_config_free(ctx->cfg);
+	free(ctx);
+}
+
+const struct mw_config *
+mw_ctx_config(const struct mw_ctx *ctx)
+{
+	return ctx->cfg;
+}
+
+struct mw_dns *
+mw_ctx_dns(const struct mw_ctx *ctx)
+{
+	return ctx->dns;
+}
+
+/* Copy a string from the network for the log: bounded, no controls. */
+static void
+log_safe(char *out, size_t outlen, const char *in)
+{
+	size_t i;
+
+	if (in == NULL)
+		in = "";
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
+		out[i] = ((unsigned char)in[i] < 0x20 ||
+		    (unsigned char)in[i] == 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+}
+
+/* Strip one pair of angle brackets: "<a@b>" -> "a@b". */
+static char *
+strip_brackets(const char *addr)
+{
+	size_t n;
+
+	if (addr == NULL)
+		return strdup("");
+	while (*addr == ' ')
+		addr++;
+	n = strlen(addr);
+	if (n >= 2 && addr[0] == '<' && addr[n - 1] == '>')
+		return strndup(addr + 1, n - 2);
+	return strdup(addr);
+}
+
+struct mw_session *
+mw_session_new(struct mw_ctx *ctx)
+{
+	struct mw_session *s;
+	struct mw_buf empty = MW_BUF_INIT(4096);
+	struct mw_buf big = MW_BUF_INIT(64 * 1024);
+	size_t i;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->ctx = mw_ctx_ref(ctx);
+	s->cfg = ctx->cfg;
+	s->rcpt_log = big;
+	s->conn_reasons = s->msg_reasons = s->dry_run_notes = empty;
+	s->results_summary = big;
+	if ((s->dns = mw_dns_batch_new(ctx->dns)) == NULL)
+		goto fail;
+	for (i = 0; i < mw_nmodules; i++) {
+		s->global[i] = ctx->global[i];
+		if (mw_modules[i]->state_size == 0)
+			continue;
+		if ((s->state[i] = calloc(1, mw_modules[i]->state_size)) == NULL)
+			goto fail;
+	}
+	return s;
+fail:
+	mw_session_free(s);
+	return NULL;
+}
+
+static void
+clear_changes(struct mw_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->changes.n; i++) {
+		free((char *)s->changes.v[i].name);
+		free((char *)s->changes.v[i].value);
+	}
+	free(s->changes.v);
+	s->changes.v = NULL;
+	s->changes.n = 0;
+}
+
+/* End of a transaction: forget everything about the message. */
+static void
+reset_transaction(struct mw_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < mw_nmodules; i++)
+		if (mw_modules[i]->on_reset != NULL)
+			mw_modules[i]->on_reset(s, s->state[i]);
+	s->in_transaction = 0;
+	free(s->mail_from);
+	s->mail_from = NULL;
+	s->size_declared = 0;
+	for (i = 0; i < s->n_rcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->n_rcpts = 0;
+	mw_buf_reset(&s->rcpt_log);
+	s->exempt_rcpt = 0;
+	s->header_bytes = s->body_bytes = 0;
+	s->n_headers = 0;
+	s->n_ar_seen = 0;
+	free(s->ar_delete);
+	s->ar_delete = NULL;
+	s->n_ar_delete = 0;
+	memset(&s->msg_policy, 0, sizeof(s->msg_policy));
+	memset(&s->final, 0, sizeof(s->final));
+	s->msg_score = 0;
+	mw_buf_reset(&s->msg_reasons);
+	mw_buf_reset(&s->dry_run_notes);
+	/* Authenticated is per transaction in Postfix ({auth_authen} at MAIL). */
+	s->skip_inbound = s->trusted;
+}
+
+void
+mw_session_free(struct mw_session *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return;
+	if (s->in_transaction)
+		mw_session_abort(s);
+	for (i = 0; i < mw_nmodules; i++) {
+		if (s->state[i] != NULL && mw_modules[i]->on_close != NULL &&
+		    s->phase != MW_PH_NEW)
+			mw_modules[i]->on_close(s, s->state[i]);
+		free(s->state[i]);
+	}
+	reset_transaction(s);
+	clear_changes(s);
+	if (s->dns != NULL)
+		mw_dns_batch_free(s->dns);
+	free(s->client_name);
+	free(s->helo);
+	free(s->queue_id);
+	free(s->auth_authen);
+	free(s->authres);
+	mw_buf_free(&s->rcpt_log);
+	mw_buf_free(&s->conn_reasons);
+	mw_buf_free(&s->msg_reasons);
+	mw_buf_free(&s->dry_run_notes);
+	mw_buf_free(&s->results_summary);
+	mw_ctx_unref(s->ctx);
+	free(s);
+}
+
+void
+mw_session_set_queue_id(struct mw_session *s, const char *qid)
+{
+	free(s->queue_id);
+	s->queue_id = qid != NULL ? strdup(qid) : NULL;
+}
+
+void
+mw_session_set_auth(struct mw_session *s, const char *authen)
+{
+	free(s->auth_authen);
+	s->auth_authen = NULL;
+	s->authenticated = 0;
+	if (authen != NULL && *authen != '\0') {
+		s->auth_authen = strdup(authen);
+		s->authenticated = 1;
+		s->skip_inbound = 1;
+	}
+}
+
+void *
+mw_session_global(struct mw_session *s, int module_index)
+{
+	if (module_index < 0 || (size_t)module_index >= mw_nmodules)
+		return NULL;
+	return s->global[module_index];
+}
+
+/* Is the module to run for this session? */
+static int
+runs(const struct mw_session *s, const struct mw_module *m)
+{
+	return !(m->inbound && s->skip_inbound);
+}
+
+static void
+vset(struct mw_verdict *v, enum mw_verdict_kind kind, int code,
+    const char *xcode, const char *fmt, va_list ap)
+{
+	char text[sizeof(v->text)];
+
+	vsnprintf(text, sizeof(text), fmt, ap);
+	mw_verdict_set(v, kind, code, xcode, "%s", text);
+}
+
+void
+mw_session_act(struct mw_session *s, const struct mw_action *a, int code,
+    const char *xcode, const char *fmt, ...)
+{
+	int before_mail = !s->in_transaction;
+	struct mw_verdict *held = before_mail ? &s->conn_policy : &s->msg_policy;
+	struct mw_buf *reasons = before_mail ? &s->conn_reasons : &s->msg_reasons;
+	char text[sizeof(held->text)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	switch (a->kind) {
+	case MW_ACT_ACCEPT:
+		break;
+	case MW_ACT_SCORE:
+		if (before_mail)
+			s->conn_score += a->score;
+		else
+			s->msg_score += a->score;
+		mw_buf_printf(reasons, "%s%s %+g", reasons->len ? ", " : "",
+		    text, a->score);
+		break;
+	case MW_ACT_TEMPFAIL:
+		/* A held reject outranks a tempfail; the first of each wins. */
+		if (held->kind == MW_CONTINUE)
+			mw_verdict_set(held, MW_TEMPFAIL, code, xcode, "%s",
+			    text);
+		break;
+	case MW_ACT_REJECT:
+		if (held->kind != MW_REJECT)
+			mw_verdict_set(held, MW_REJECT, code, xcode, "%s", text);
+		break;
+	}
+}
+
+void
+mw_session_refuse(struct mw_session *s, enum mw_verdict_kind kind, int code,
+    const char *xcode, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->immediate.kind == MW_REJECT)
+		return;
+	va_start(ap, fmt);
+	vset(&s->immediate, kind, code, xcode, fmt, ap);
+	va_end(ap);
+}
+
+static void
+push_change(struct mw_session *s, enum mw_hdr_op op, const char *name,
+    const char *value, int index)
+{
+	struct mw_hdr_change *nv;
+	char *n = strdup(name), *v = value != NULL ? strdup(value) : NULL;
+
+	nv = realloc(s->changes.v, (s->changes.n + 1) * sizeof(*nv));
+	if (n == NULL || (value != NULL && v == NULL) || nv == NULL) {
+		mw_log(LOG_ERR, "out of memory adding header %s", name);
+		free(n);
+		free(v);
+		if (nv != NULL)
+			s->changes.v = nv;
+		return;
+	}
+	s->changes.v = nv;
+	nv[s->changes.n].op = op;
+	nv[s->changes.n].name = n;
+	nv[s->changes.n].value = v;
+	nv[s->changes.n].index = index;
+	s->changes.n++;
+}
+
+void
+mw_session_add_header(struct mw_session *s, const char *name,
+    const char *value)
+{
+	push_change(s, MW_HDR_ADD, name, value, 0);
+}
+
+/*
+ * The verdict for the current event.  `policy_point` is set where held
+ * policy decisions may be given (RCPT, end of message).
+ */
+static const struct mw_verdict *
+decide(struct mw_session *s, int policy_point, int exempt)
+{
+	struct mw_verdict *v = &s->verdict;
+	const struct mw_config *c = s->cfg;
+	double score = s->conn_score + s->msg_score;
+
+	memset(v, 0, sizeof(*v));
+	if (s->immediate.kind != MW_CONTINUE) {
+		*v = s->immediate;
+	} else if (policy_point && !exempt && !s->skip_inbound) {
+		if (s->conn_policy.kind == MW_REJECT)
+			*v = s->conn_policy;
+		else if (s->msg_policy.kind == MW_REJECT)
+			*v = s->msg_policy;
+		else if (c->reject_score > 0 && score >= c->reject_score)
+			mw_verdict_set(v, MW_REJECT, 550, "5.7.1",
+			    "%s (score %g: %s%s%s)", c->reject_text, score,
+			    mw_buf_str(&s->conn_reasons),
+			    s->conn_reasons.len && s->msg_reasons.len ?
+			    ", " : "", mw_buf_str(&s->msg_reasons));
+		else if (s->conn_policy.kind == MW_TEMPFAIL)
+			*v = s->conn_policy;
+		else if (s->msg_policy.kind == MW_TEMPFAIL)
+			*v = s->msg_policy;
+		else if (c->tempfail_score > 0 && score >= c->tempfail_score)
+			mw_verdict_set(v, MW_TEMPFAIL, 451, "4.7.1",
+			    "%s, try again later (score %g)", c->reject_text,
+			    score);
+	}
+	if (v->kind == MW_REJECT && v->code == 0)
+		v->code = 550;
+	if (v->kind == MW_TEMPFAIL && v->code == 0)
+		v->code = 451;
+	if ((v->kind == MW_REJECT || v->kind == MW_TEMPFAIL) && c->dry_run) {
+		mw_buf_printf(&s->dry_run_notes, "%swould %s: %d %s %s",
+		    s->dry_run_notes.len ? "; " : "", mw_verdict_name(v->kind),
+		    v->code, v->xcode, v->text);
+		mw_log(LOG_INFO, "%s: dry run: would %s: %d %s %s",
+		    s->queue_id ? s->queue_id : "NOQUEUE",
+		    mw_verdict_name(v->kind), v->code, v->xcode, v->text);
+		memset(v, 0, sizeof(*v));
+	}
+	s->immediate.kind = MW_CONTINUE;
+	if (v->kind != MW_CONTINUE)
+		s->final = *v;
+	return v;
+}
+
+/* Run one hook of every module that runs for this session. */
+#define RUN_HOOK(s, hook, ...) do {					\
+	size_t i_;							\
+	for (i_ = 0; i_ < mw_nmodules; i_++) {				\
+		const struct mw_module *m_ = mw_modules[i_];		\
+		if (m_->hook != NULL && runs((s), m_))			\
+			m_->hook((s), (s)->state[i_], ##__VA_ARGS__);	\
+		if ((s)->immediate.kind == MW_REJECT)			\
+			break;						\
+	}								\
+} while (0)
+
+const struct mw_verdict *
+mw_session_connect(struct mw_session *s, const char *ip, const char *hostname,
+    int port)
+{
+	s->phase = MW_PH_CONNECT;
+	if (ip != NULL && mw_ip_parse(ip, &s->family, s->addr) == 0) {
+		/* Keep the canonical text: "::ffff:192.0.2.1" -> "192.0.2.1". */
+		log_safe(s->ip, sizeof(s->ip), ip);
+		if (s->family == AF_INET && strchr(ip, ':') != NULL) {
+			char *p = strrchr(s->ip, ':');
+
+			memmove(s->ip, p + 1, strlen(p + 1) + 1);
+		}
+	} else {
+		/* Unknown client address (e.g. a local pipe): no IP checks. */
+		s->family = 0;
+		snprintf(s->ip, sizeof(s->ip), "unknown");
+	}
+	free(s->client_name);
+	s->client_name = NULL;
+	if (hostname != NULL && *hostname != '\0' && *hostname != '[')
+		s->client_name = strdup(hostname);
+	s->port = port;
+	s->trusted = s->family != 0 &&
+	    mw_cidr_list_match(&s->cfg->trusted_networks, s->ip);
+	s->skip_inbound = s->trusted;
+	RUN_HOOK(s, on_connect);
+	return decide(s, 0, 0);
+}
+
+const struct mw_verdict *
+mw_session_helo(struct mw_session *s, const char *helo)
+{
+	s->phase = MW_PH_HELO;
+	free(s->helo);
+	s->helo = strdup(helo != NULL ? helo : "");
+	RUN_HOOK(s, on_helo);
+	return decide(s, 0, 0);
+}
+
+const struct mw_verdict *
+mw_session_mail(struct mw_session *s, const char *from, char *const *args,
+    size_t nargs)
+{
+	size_t i;
+
+	if (s->in_transaction)
+		mw_session_abort(s);
+	s->phase = MW_PH_MAIL;
+	s->in_transaction = 1;
+	s->n_messages++;
+	clear_changes(s);
+	s->mail_from = strip_brackets(from);
+	for (i = 0; i < nargs && args != NULL; i++) {
+		if (strncasecmp(args[i], "SIZE=", 5) == 0) {
+			char *end;
+			unsigned long long v = strtoull(args[i] + 5, &end, 10);
+
+			if (*end == '\0' && end != args[i] + 5)
+				s->size_declared = v;
+		}
+	}
+	if (s->authenticated)
+		s->skip_inbound = 1;
+	RUN_HOOK(s, on_mail);
+	return decide(s, 0, 0);
+}
+
+/* Is the recipient's local part one we must always accept? */
+static int
+rcpt_exempt(const struct mw_session *s, const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+	size_t n = at != NULL ? (size_t)(at - rcpt) : strlen(rcpt);
+	size_t i;
+
+	for (i = 0; i < s->cfg->n_exempt_localparts; i++)
+		if (strlen(s->cfg->exempt_localparts[i]) == n &&
+		    strncasecmp(rcpt, s->cfg->exempt_localparts[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+const struct mw_verdict *
+mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
+    size_t nargs)
+{
+	const struct mw_verdict *v;
+	char *r = strip_brackets(rcpt);
+	char safe[MW_LOG_FIELD_MAX];
+	int exempt;
+
+	(void)args;
+	(void)nargs;
+	s->phase = MW_PH_RCPT;
+	if (r == NULL) {
+		mw_verdict_set(&s->verdict, MW_TEMPFAIL, 451, "4.3.0",
+		    "Out of memory");
+		return &s->verdict;
+	}
+	exempt = rcpt_exempt(s, r);
+	{
+		size_t i_;
+
+		for (i_ = 0; i_ < mw_nmodules; i_++) {
+			const struct mw_module *m_ = mw_modules[i_];
+
+			if (m_->on_rcpt != NULL && runs(s, m_))
+				m_->on_rcpt(s, s->state[i_], r);
+		}
+	}
+	v = decide(s, 1, exempt);
+	log_safe(safe, sizeof(safe), r);
+	mw_buf_printf(&s->rcpt_log, "%s<%s>", s->rcpt_log.len ? "," : "", safe);
+	if (v->kind == MW_REJECT || v->kind == MW_TEMPFAIL) {
+		mw_buf_printf(&s->rcpt_log, " (%d %s)", v->code, v->xcode);
+		free(r);
+		return v;
+	}
+	if (exempt)
+		s->exempt_rcpt = 1;
+	{
+		char **nv = realloc(s->rcpts, (s->n_rcpts + 1) * sizeof(*nv));
+
+		if (nv == NULL) {
+			free(r);
+			mw_verdict_set(&s->verdict, MW_TEMPFAIL, 451, "4.3.0",
+			    "Out of memory");
+			return &s->verdict;
+		}
+		s->rcpts = nv;
+		s->rcpts[s->n_rcpts++] = r;
+	}
+	return v;
+}
+
+static int
+is_authres_name(const char *name)
+{
+	return strcasecmp(name, "Authentication-Results") == 0;
+}
+
+const struct mw_verdict *
+mw_session_header(struct mw_session *s, const char *name, const char *value)
+{
+	s->phase = MW_PH_HEADER;
+	if (name == NULL)
+		name = "";
+	if (value == NULL)
+		value = "";
+	s->n_headers++;
+	s->header_bytes += strlen(name) + strlen(value) + 4;
+	/*
+	 * An Authentication-Results field that claims to be ours was not
+	 * written by us for this message: remember its index to delete it.
+	 */
+	if (is_authres_name(name)) {
+		s->n_ar_seen++;
+		if (mw_authres_claims_id(value, s->cfg->authserv_id)) {
+			int *nv = realloc(s->ar_delete,
+			    (s->n_ar_delete + 1) * sizeof(*nv));
+
+			if (nv == NULL) {
+				mw_session_refuse(s, MW_TEMPFAIL, 451, "4.3.0",
+				    "Out of memory");
+				return decide(s, 0, 0);
+			}
+			s->ar_delete = nv;
+			s->ar_delete[s->n_ar_delete++] = s->n_ar_seen;
+		}
+	}
+	RUN_HOOK(s, on_header, name, value);
+	return decide(s, 0, 0);
+}
+
+const struct mw_verdict *
+mw_session_eoh(struct mw_session *s)
+{
+	s->phase = MW_PH_EOH;
+	RUN_HOOK(s, on_eoh);
+	return decide(s, 0, 0);
+}
+
+const struct mw_verdict *
+mw_session_body(struct mw_session *s, const unsigned char *buf, size_t len)
+{
+	s->phase = MW_PH_BODY;
+	s->body_bytes += len;
+	RUN_HOOK(s, on_body, buf, len);
+	return decide(s, 0, 0);
+}
+
+/* Build the A-R for this message from every module that ran. */
+static void
+build_authres(struct mw_session *s)
+{
+	struct mw_authres *ar = mw_authres_new(s->cfg->authserv_id);
+	size_t i;
+
+	free(s->authres);
+	s->authres = NULL;
+	if (ar == NULL)
+		return;
+	for (i = 0; i < mw_nmodules; i++)
+		if (mw_modules[i]->authres != NULL && runs(s, mw_modules[i]))
+			mw_modules[i]->authres(s, s->state[i], ar);
+	/*
+	 * Inbound mail always gets our header, "id; none" if no check had
+	 * anything to say, so downstream filters know we looked at it.
+	 */
+	if (!s->skip_inbound)
+		s->authres = strdup(mw_authres_value(ar));
+	mw_buf_reset(&s->results_summary);
+	mw_buf_puts(&s->results_summary, mw_authres_summary(ar));
+	mw_authres_free(ar);
+}
+
+/* One Postfix-style line per transaction. */
+static void
+log_transaction(struct mw_session *s, int aborted)
+{
+	char name[MW_LOG_FIELD_MAX], helo[MW_LOG_FIELD_MAX];
+	char from[MW_LOG_FIELD_MAX], verdict[600];
+	double score = s->conn_score + s->msg_score;
+
+	log_safe(name, sizeof(name), s->client_name ? s->client_name :
+	    "unknown");
+	log_safe(helo, sizeof(helo), s->helo);
+	log_safe(from, sizeof(from), s->mail_from);
+	if ((s->final.kind == MW_CONTINUE || s->final.kind == MW_ACCEPT) &&
+	    aborted)
+		snprintf(verdict, sizeof(verdict), "none (transaction aborted)");
+	else if (s->final.kind == MW_CONTINUE || s->final.kind == MW_ACCEPT)
+		snprintf(verdict, sizeof(verdict), "accept");
+	else
+		snprintf(verdict, sizeof(verdict), "%s: %d %s %s",
+		    mw_verdict_name(s->final.kind), s->final.code,
+		    s->final.xcode, s->final.text);
+	mw_log(LOG_INFO, "%s: client=%s[%s] helo=<%s> from=<%s> to=%s "
+	    "size=%llu results=[%s] score=%g%s%s verdict=%s%s%s",
+	    s->queue_id ? s->queue_id : "NOQUEUE", name, s->ip, helo, from,
+	    s->rcpt_log.len ? mw_buf_str(&s->rcpt_log) : "none",
+	    s->header_bytes + s->body_bytes,
+	    mw_buf_str(&s->results_summary), score,
+	    s->skip_inbound ? (s->trusted ? " trusted" : " authenticated") : "",
+	    s->exempt_rcpt ? " exempt" : "", verdict,
+	    s->dry_run_notes.len ? " dry_run=" : "",
+	    mw_buf_str(&s->dry_run_notes));
+}
+
+const struct mw_verdict *
+mw_session_eom(struct mw_session *s)
+{
+	const struct mw_verdict *v;
+	size_t i;
+
+	s->phase = MW_PH_EOM;
+	clear_changes(s);
+	RUN_HOOK(s, on_eom);
+	v = decide(s, 1, s->exempt_rcpt);
+	build_authres(s);
+	if (v->kind == MW_CONTINUE || v->kind == MW_ACCEPT) {
+		/*
+		 * Delete forged A-R fields from the last to the first, so the
+		 * index of each is still right when its turn comes.  Module
+		 * headers (pushed during on_eom) stay in their order after.
+		 */
+		struct mw_hdr_list added = s->changes;
+
+		s->changes.v = NULL;
+		s->changes.n = 0;
+		for (i = s->n_ar_delete; i > 0; i--)
+			push_change(s, MW_HDR_DELETE, "Authentication-Results",
+			    NULL, s->ar_delete[i - 1]);
+		if (s->authres != NULL)
+			push_change(s, MW_HDR_INSERT, "Authentication-Results",
+			    s->authres, 0);
+		for (i = 0; i < added.n; i++) {
+			push_change(s, added.v[i].op, added.v[i].name,
+			    added.v[i].value, added.v[i].index);
+			free((char *)added.v[i].name);
+			free((char *)added.v[i].value);
+		}
+		free(added.v);
+		if (s->dry_run_notes.len > 0)
+			push_change(s, MW_HDR_ADD, "X-Mailwarden-Dry-Run",
+			    mw_buf_str(&s->dry_run_notes), 0);
+	} else {
+		clear_changes(s);
+	}
+	log_transaction(s, 0);
+	s->verdict = *v;
+	reset_transaction(s);
+	return &s->verdict;
+}
+
+void
+mw_session_abort(struct mw_session *s)
+{
+	if (!s->in_transaction)
+		return;
+	build_authres(s);
+	log_transaction(s, 1);
+	reset_transaction(s);
+}
+
+size_t
+mw_session_changes(const struct mw_session *s,
+    const struct mw_hdr_change **v)
+{
+	*v = s->changes.v;
+	return s->changes.n;
+}
+
+const char *
+mw_session_authres(const struct mw_session *s)
+{
+	return s->authres;
+}

@@ -1,0 +1,94 @@
+/*
+ * mw_session -- one SMTP connection as the policy library sees it.
+ *
+ * The daemon (or a test, or mailwarden-check) creates a session per
+ * connection and feeds it the SMTP events in order.  Every call returns
+ * a verdict: MW_CONTINUE (go on), MW_ACCEPT, MW_TEMPFAIL or MW_REJECT
+ * with code, enhanced code and text.  After end of message the header
+ * changes (Authentication-Results to insert, forged ones to delete) are
+ * read with mw_session_changes().  No libmilter in here.
+ *
+ *	struct mw_ctx *ctx;
+ *	mw_ctx_new(cfg, &ctx, err, sizeof(err));	-- once per process
+ *	struct mw_session *s = mw_session_new(ctx);	-- per connection
+ *	v = mw_session_connect(s, "192.0.2.1", "mx.example.org", 25);
+ *	v = mw_session_helo(s, "mx.example.org");
+ *	v = mw_session_mail(s, "<a@example.org>", args, nargs);
+ *	v = mw_session_rcpt(s, "<b@example.net>", NULL, 0);
+ *	v = mw_session_header(s, "Subject", "hello");  ... per header
+ *	v = mw_session_eoh(s);
+ *	v = mw_session_body(s, buf, len);  ... per chunk
+ *	v = mw_session_eom(s);
+ *	n = mw_session_changes(s, &changes);
+ *	mw_session_free(s);
+ *
+ * mw_session_abort() ends a transaction early (RSET, or the MTA dropped
+ * the message); the session is then ready for the next MAIL FROM.
+ */
+#ifndef MW_SESSION_H
+#define MW_SESSION_H
+
+#include <stddef.h>
+
+#include "mw_config.h"
+#include "mw_verdict.h"
+
+struct mw_ctx;
+struct mw_session;
+
+/*
+ * The process-wide context: the loaded config (ownership moves to the
+ * ctx), the resolver and each module's shared handle.  Reference
+ * counted: the daemon swaps in a new one on SIGHUP while sessions finish
+ * with the old.
+ */
+int		 mw_ctx_new(struct mw_config *cfg, struct mw_ctx **ctxp,
+		    char *err, size_t errlen);
+struct mw_ctx	*mw_ctx_ref(struct mw_ctx *ctx);
+void		 mw_ctx_unref(struct mw_ctx *ctx);
+const struct mw_config *mw_ctx_config(const struct mw_ctx *ctx);
+struct mw_dns	*mw_ctx_dns(const struct mw_ctx *ctx);
+
+enum mw_hdr_op {
+	MW_HDR_INSERT,		/* insert name: value at position index (0 = top) */
+	MW_HDR_ADD,		/* append at the end of the header */
+	MW_HDR_DELETE		/* delete the index-th (1-based) field called name */
+};
+
+struct mw_hdr_change {
+	enum mw_hdr_op	 op;
+	const char	*name;
+	const char	*value;	/* NULL for delete */
+	int		 index;
+};
+
+struct mw_session	*mw_session_new(struct mw_ctx *ctx);
+void			 mw_session_free(struct mw_session *s);
+
+/* Optional facts from the MTA; call before the event they matter to. */
+void	mw_session_set_queue_id(struct mw_session *s, const char *qid);
+void	mw_session_set_auth(struct mw_session *s, const char *authen);
+
+const struct mw_verdict *mw_session_connect(struct mw_session *s,
+	    const char *ip, const char *hostname, int port);
+const struct mw_verdict *mw_session_helo(struct mw_session *s,
+	    const char *helo);
+const struct mw_verdict *mw_session_mail(struct mw_session *s,
+	    const char *from, char *const *args, size_t nargs);
+const struct mw_verdict *mw_session_rcpt(struct mw_session *s,
+	    const char *rcpt, char *const *args, size_t nargs);
+const struct mw_verdict *mw_session_header(struct mw_session *s,
+	    const char *name, const char *value);
+const struct mw_verdict *mw_session_eoh(struct mw_session *s);
+const struct mw_verdict *mw_session_body(struct mw_session *s,
+	    const unsigned char *buf, size_t len);
+const struct mw_verdict *mw_session_eom(struct mw_session *s);
+void			 mw_session_abort(struct mw_session *s);
+
+/* Header changes decided at end of message, in the order to apply. */
+size_t	mw_session_changes(const struct mw_session *s,
+	    const struct mw_hdr_change **v);
+/* The Authentication-Results value of the last message (tests, -check). */
+const char *mw_session_authres(const struct mw_session *s);
+
+#endif /* MW_SESSION_H */

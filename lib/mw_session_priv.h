@@ -1,0 +1,105 @@
+/*
+ * mw_session_priv.h -- the session as check modules see it.  Only lib/
+ * includes this; the daemon uses mw_session.h.
+ *
+ * Decisions from a module:
+ *   mw_session_act(s, &cfg->fail_action, 550, "5.7.1", "text", ...)
+ *	applies the admin's configured action for a check result.  A score
+ *	is added up; a reject or tempfail is held until the first SMTP phase
+ *	where it may be given (RCPT for checks that run before DATA, end of
+ *	message for content checks), so that postmaster@ can still be
+ *	reached (RFC 5321 section 4.5.1).
+ *   mw_session_refuse(s, MW_REJECT, 552, "5.3.4", "text", ...)
+ *	answers the current event right away (the size cap).
+ * Both honour [milter] dry_run.
+ */
+#ifndef MW_SESSION_PRIV_H
+#define MW_SESSION_PRIV_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "mw_buf.h"
+#include "mw_config.h"
+#include "mw_dns.h"
+#include "mw_module.h"
+#include "mw_session.h"
+#include "mw_verdict.h"
+
+enum mw_phase {
+	MW_PH_NEW = 0, MW_PH_CONNECT, MW_PH_HELO, MW_PH_MAIL, MW_PH_RCPT,
+	MW_PH_HEADER, MW_PH_EOH, MW_PH_BODY, MW_PH_EOM
+};
+
+struct mw_hdr_list {
+	struct mw_hdr_change	*v;
+	size_t			 n;
+};
+
+struct mw_session {
+	struct mw_ctx		*ctx;
+	const struct mw_config	*cfg;
+	struct mw_dns_batch	*dns;
+	enum mw_phase		 phase;
+
+	/* connection */
+	char			 ip[64];
+	int			 family;	/* AF_INET, AF_INET6, 0 = unknown */
+	uint8_t			 addr[16];
+	char			*client_name;	/* MTA's verified name or NULL */
+	int			 port;
+	char			*helo;
+	char			*queue_id;
+	char			*auth_authen;
+	int			 trusted;	/* in trusted_networks */
+	int			 authenticated;
+	int			 skip_inbound;	/* trusted or authenticated */
+	unsigned long		 n_messages;
+
+	/* transaction */
+	int			 in_transaction;
+	char			*mail_from;	/* without <>, "" = null sender */
+	unsigned long long	 size_declared;	/* ESMTP SIZE=, 0 = none */
+	char			**rcpts;	/* accepted, without <> */
+	size_t			 n_rcpts;
+	struct mw_buf		 rcpt_log;	/* every RCPT and its answer */
+	int			 exempt_rcpt;	/* postmaster@ among them */
+	unsigned long long	 header_bytes;
+	unsigned long long	 body_bytes;
+	unsigned long		 n_headers;
+	int			 n_ar_seen;	/* A-R fields so far */
+	int			*ar_delete;	/* their indexes to delete */
+	size_t			 n_ar_delete;
+
+	/* decisions */
+	struct mw_verdict	 verdict;	/* returned to the caller */
+	struct mw_verdict	 immediate;	/* mw_session_refuse() */
+	struct mw_verdict	 conn_policy;	/* held, before MAIL */
+	struct mw_verdict	 msg_policy;	/* held, this message */
+	double			 conn_score, msg_score;
+	struct mw_buf		 conn_reasons, msg_reasons;
+	struct mw_buf		 dry_run_notes;
+	struct mw_verdict	 final;		/* for the log line */
+
+	/* output */
+	char			*authres;	/* last A-R value */
+	struct mw_hdr_list	 changes;
+	struct mw_buf		 results_summary;
+
+	void			*state[MW_MAX_MODULES];
+	void			*global[MW_MAX_MODULES];
+};
+
+void	mw_session_act(struct mw_session *s, const struct mw_action *a,
+	    int code, const char *xcode, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+void	mw_session_refuse(struct mw_session *s, enum mw_verdict_kind kind,
+	    int code, const char *xcode, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+/* A header for the delivered message (Received-SPF, ...), at end of message. */
+void	mw_session_add_header(struct mw_session *s, const char *name,
+	    const char *value);
+/* The module's shared handle from global_new, by module index. */
+void	*mw_session_global(struct mw_session *s, int module_index);
+
+#endif /* MW_SESSION_PRIV_H */

@@ -1,0 +1,242 @@
+/*
+ * test_units -- unit tests of the library's small pieces: config loader
+ * (good and bad files, each error with file:line), CIDR lists, actions,
+ * the Authentication-Results builder and its quoting, and the
+ * authserv-id matcher used to delete forged headers.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mw_authres.h"
+#include "mw_cidr.h"
+#include "mw_config.h"
+#include "mw_module.h"
+#include "mw_verdict.h"
+#include "tap.h"
+
+static char tmpl[] = "/tmp/mwunit.XXXXXX";
+
+/* Write text to a temp file and load it; returns the error or "". */
+static const char *
+load(const char *text, struct mw_config **cfgp)
+{
+	static char err[1024];
+	char path[sizeof(tmpl)];
+	int fd;
+	FILE *fp;
+
+	memcpy(path, tmpl, sizeof(tmpl));
+	if ((fd = mkstemp(path)) == -1 || (fp = fdopen(fd, "w")) == NULL)
+		abort();
+	fputs(text, fp);
+	fclose(fp);
+	err[0] = '\0';
+	*cfgp = NULL;
+	if (mw_config_load(path, cfgp, err, sizeof(err)) == -1) {
+		/* Drop the random path: "PATH:3: x" -> "FILE:3: x". */
+		char *p = strstr(err, path);
+
+		if (p != NULL) {
+			memmove(p + 4, p + strlen(path), strlen(p + strlen(path))
+			    + 1);
+			memcpy(p, "FILE", 4);
+		}
+	}
+	unlink(path);
+	return err;
+}
+
+static void
+test_config(void)
+{
+	struct mw_config *c;
+	const char *e;
+	int si = mw_module_index("size");
+
+	e = load("; empty\n", &c);
+	is_str(e, "", "empty file loads");
+	ok(c != NULL && c->dns_timeout_ms == 2000 && c->reject_score == 10,
+	    "defaults are set");
+	ok(c != NULL && mw_cidr_list_match(&c->trusted_networks, "127.0.0.1"),
+	    "default trusted_networks has loopback");
+	ok(c != NULL && c->authserv_id != NULL && c->authserv_id[0] != '\0',
+	    "authserv_id defaults to the hostname");
+	mw_config_free(c);
+
+	e = load("[milter]\nsocket = inet:8891@127.0.0.1\nauthserv_id = mx.test\n"
+	    "trusted_networks = 10.0.0.0/8, 2001:db8::/32\ndry_run = yes\n"
+	    "[size]\nmax_bytes = 10M\n[dns]\nnameservers = 127.0.0.1:5353\n",
+	    &c);
+	is_str(e, "", "good file loads");
+	ok(c != NULL && strcmp(c->socket, "inet:8891@127.0.0.1") == 0,
+	    "socket read");
+	ok(c != NULL && c->dry_run, "dry_run read");
+	ok(c != NULL && !mw_cidr_list_match(&c->trusted_networks, "127.0.0.1"),
+	    "trusted_networks in the file replaces the default");
+	ok(c != NULL && mw_cidr_list_match(&c->trusted_networks,
+	    "2001:db8::5"), "IPv6 trusted network matches");
+	ok(c != NULL && *(unsigned long long *)c->mod[si] == 10485760ULL,
+	    "size with suffix");
+	mw_config_free(c);
+
+	e = load("[milter]\nsocket = inet:1@x\n[bogus]\nkey = 1\n", &c);
+	is_str(e, "FILE:4: unknown section [bogus]", "unknown section");
+	ok(c == NULL, "no config on error");
+	e = load("[milter]\n\nfoo = bar\n", &c);
+	is_str(e, "FILE:3: unknown key \"foo\" in [milter]", "unknown key");
+	e = load("[milter]\ndry_run = perhaps\n", &c);
+	is_str(e, "FILE:2: [milter] dry_run: \"perhaps\" is not a boolean "
+	    "(yes/no)", "bad boolean");
+	e = load("[milter]\ntrusted_networks = 10.0.0.0/33\n", &c);
+	is_str(e, "FILE:2: [milter] trusted_networks: bad network "
+	    "\"10.0.0.0/33\": prefix must be 0..32", "bad CIDR prefix");
+	e = load("[milter]\ntrusted_networks = 10.0.0.300\n", &c);
+	is_str(e, "FILE:2: [milter] trusted_networks: bad network "
+	    "\"10.0.0.300\": not an IP address", "bad CIDR address");
+	e = load("[size]\nmax_bytes = -5\n", &c);
+	is_str(e, "FILE:2: [size] max_bytes: \"-5\" is not a size (bytes, or "
+	    "with k/M/G; at most 1T)", "negative size");
+	e = load("[dns]\ntimeout_ms = 0\n", &c);
+	is_str(e, "FILE:2: [dns] timeout_ms: \"0\" is not an integer between "
+	    "10 and 60000", "out of range integer");
+	e = load("[milter]\nthis line has no equals sign\n", &c);
+	is_str(e, "FILE:2: syntax error: expected [section], key = value, or "
+	    "a ; comment", "syntax error");
+	e = load("[milter]\nsocket = frobnicate\n", &c);
+	is_str(e, "FILE:2: [milter] socket: socket \"frobnicate\": expected "
+	    "unix:/path, inet:port@host or inet6:port@host", "bad socket");
+	e = load("[milter]\nauthserv_id = a;b\n", &c);
+	is_str(e, "FILE:2: [milter] authserv_id: authserv_id \"a;b\": only "
+	    "letters, digits, '.', '-', '_'", "authserv_id with a ;");
+	{
+		char big[10000];
+
+		memset(big, 'x', sizeof(big));
+		memcpy(big, "[milter]\nuser = ", 16);
+		memcpy(big + sizeof(big) - 2, "\n", 2);
+		e = load(big, &c);
+		ok(strncmp(e, "FILE:2: line longer than ", 25) == 0,
+		    "huge line: %s", e);
+	}
+	e = load("[size]\nmax_bytes = 100\n", &c);
+	is_str(e, "FILE: [size] max_bytes 100 is below 1024 bytes",
+	    "module check of whole section");
+	{
+		char err[256];
+
+		ok(mw_config_load("/nonexistent/x.ini", &c, err, sizeof(err))
+		    == -1 && strstr(err, "/nonexistent/x.ini: cannot open") ==
+		    err, "missing file");
+	}
+}
+
+static void
+test_cidr(void)
+{
+	struct mw_cidr_list l = { NULL, 0 };
+	char err[256];
+
+	ok(mw_cidr_list_parse(&l, "192.0.2.0/24 198.51.100.7,2001:db8::/48",
+	    err, sizeof(err)) == 0, "parse list");
+	ok(mw_cidr_list_match(&l, "192.0.2.200"), "v4 in /24");
+	ok(!mw_cidr_list_match(&l, "192.0.3.1"), "v4 outside");
+	ok(mw_cidr_list_match(&l, "198.51.100.7"), "host match");
+	ok(!mw_cidr_list_match(&l, "198.51.100.8"), "host mismatch");
+	ok(mw_cidr_list_match(&l, "::ffff:192.0.2.9"), "mapped v6 as v4");
+	ok(mw_cidr_list_match(&l, "2001:db8:0:ffff::1"), "v6 in /48");
+	ok(!mw_cidr_list_match(&l, "2001:db8:1::1"), "v6 outside /48");
+	ok(!mw_cidr_list_match(&l, "garbage"), "garbage never matches");
+	mw_cidr_list_free(&l);
+	ok(mw_cidr_list_parse(&l, "0.0.0.0/0", err, sizeof(err)) == 0 &&
+	    mw_cidr_list_match(&l, "203.0.113.1"), "/0 matches all v4");
+	mw_cidr_list_free(&l);
+}
+
+static void
+test_actions(void)
+{
+	struct mw_action a;
+	char err[256];
+
+	ok(mw_action_parse(&a, "reject", err, sizeof(err)) == 0 &&
+	    a.kind == MW_ACT_REJECT, "reject");
+	ok(mw_action_parse(&a, "2.5", err, sizeof(err)) == 0 &&
+	    a.kind == MW_ACT_SCORE && a.score == 2.5, "score");
+	ok(mw_action_parse(&a, "-1", err, sizeof(err)) == 0 &&
+	    a.score == -1, "negative score");
+	ok(mw_action_parse(&a, "rejekt", err, sizeof(err)) == -1,
+	    "typo refused");
+	ok(mw_action_parse(&a, "nan", err, sizeof(err)) == -1, "nan refused");
+}
+
+static void
+test_authres(void)
+{
+	struct mw_authres *ar;
+	char q[128];
+
+	ar = mw_authres_new("mx.example.org");
+	is_str(mw_authres_value(ar), "mx.example.org; none", "no results");
+	mw_authres_result(ar, "iprev", "pass");
+	mw_authres_prop(ar, "smtp", "remote-ip", "192.0.2.1");
+	mw_authres_comment(ar, "mx.example.net");
+	mw_authres_result(ar, "spf", "fail");
+	mw_authres_comment(ar, "evil) ; dkim=pass (x");
+	mw_authres_prop(ar, "smtp", "mailfrom", "user@example.net");
+	is_str(mw_authres_value(ar), "mx.example.org;\n"
+	    "\tiprev=pass smtp.remote-ip=192.0.2.1 (mx.example.net);\n"
+	    "\tspf=fail (evil\\) ; dkim=pass \\(x) smtp.mailfrom=user@example.net",
+	    "results, comment escaped");
+	is_str(mw_authres_summary(ar), "iprev=pass spf=fail", "summary");
+	mw_authres_free(ar);
+
+	mw_quote_value("plain.token", q, sizeof(q));
+	is_str(q, "plain.token", "token stays bare");
+	mw_quote_value("a b;c", q, sizeof(q));
+	is_str(q, "\"a b;c\"", "specials get quoted");
+	mw_quote_value("x\"y\\z", q, sizeof(q));
+	is_str(q, "\"x\\\"y\\\\z\"", "quote and backslash escaped");
+	mw_quote_value("a\r\nb\x01\xc3", q, sizeof(q));
+	is_str(q, "\"a??b??\"", "controls and 8-bit replaced");
+	mw_quote_value("", q, sizeof(q));
+	is_str(q, "\"\"", "empty value quoted");
+	mw_quote_value("\"quoted\"@example.org", q, sizeof(q));
+	is_str(q, "\"\\\"quoted\\\"@example.org\"", "odd local part quoted");
+	mw_quote_value("first.last+tag@sub.example.org", q, sizeof(q));
+	is_str(q, "first.last+tag@sub.example.org", "addr-spec bare");
+	mw_quote_value("0123456789012345678901234567890 ;", q, 16);
+	is_str(q, "\"0123456789012\"", "truncated, still closed");
+	mw_quote_comment("a(b)c\\d\n", q, sizeof(q));
+	is_str(q, "a\\(b\\)c\\\\d?", "comment escaping");
+
+	ok(mw_authres_claims_id(" mx.example.org; spf=pass", "mx.example.org"),
+	    "our id");
+	ok(mw_authres_claims_id("MX.Example.ORG;spf=pass", "mx.example.org"),
+	    "our id, other case");
+	ok(mw_authres_claims_id(" (comment (nested)) mx.example.org 1; x=y",
+	    "mx.example.org"), "our id after comments, with version");
+	ok(mw_authres_claims_id("\"mx.example.org\"; none", "mx.example.org"),
+	    "quoted id");
+	ok(!mw_authres_claims_id(" mx.example.org.evil; spf=pass",
+	    "mx.example.org"), "longer id is not ours");
+	ok(!mw_authres_claims_id(" other.example; spf=pass", "mx.example.org"),
+	    "other id kept");
+	ok(mw_authres_claims_id(" (unterminated mx.example.org; spf=pass",
+	    "mx.example.org"), "unparsable with our id: removed");
+	ok(!mw_authres_claims_id(" (unterminated other; spf=pass",
+	    "mx.example.org"), "unparsable without our id: kept");
+}
+
+int
+main(void)
+{
+	test_config();
+	test_cidr();
+	test_actions();
+	test_authres();
+	return tap_done();
+}
