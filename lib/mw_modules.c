@@ -10,9 +10,29 @@
 #include "mw_module.h"
 
 extern const struct mw_module mw_module_size;
+extern const struct mw_module mw_module_iprev;
+extern const struct mw_module mw_module_helo;
+extern const struct mw_module mw_module_dnsbl;
+extern const struct mw_module mw_module_spf;
+extern const struct mw_module mw_module_dkim;
+extern const struct mw_module mw_module_dmarc;
+extern const struct mw_module mw_module_greylist;
 
+/*
+ * Order matters: hooks of one event run in this order, so a check that
+ * reads another's results (mw_session_priv.h: struct mw_shared_results)
+ * comes after it: DMARC after SPF and DKIM, greylisting after the
+ * connection checks and SPF.
+ */
 const struct mw_module *const mw_modules[] = {
 	&mw_module_size,
+	&mw_module_iprev,
+	&mw_module_helo,
+	&mw_module_dnsbl,
+	&mw_module_spf,
+	&mw_module_dkim,
+	&mw_module_dmarc,
+	&mw_module_greylist,
 };
 
 const size_t mw_nmodules = sizeof(mw_modules) / sizeof(mw_modules[0]);

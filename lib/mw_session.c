@@ -206,6 +206,12 @@ reset_transaction(struct mw_session *s)
 	s->ar_delete = NULL;
 	s->n_ar_delete = 0;
 	memset(&s->msg_policy, 0, sizeof(s->msg_policy));
+	/* SPF and DKIM results belong to the message; DNSWL to the client. */
+	s->res.spf_done = 0;
+	s->res.spf = s->res.spf_helo = MW_AUTH_NONE;
+	s->res.spf_domain[0] = '\0';
+	s->res.dkim_done = 0;
+	s->res.n_dkim = 0;
 	memset(&s->final, 0, sizeof(s->final));
 	s->msg_score = 0;
 	mw_buf_reset(&s->msg_reasons);
@@ -223,13 +229,15 @@ mw_session_free(struct mw_session *s)
 		return;
 	if (s->in_transaction)
 		mw_session_abort(s);
+	if (s->phase != MW_PH_NEW)
+		reset_transaction(s);
 	for (i = 0; i < mw_nmodules; i++) {
 		if (s->state[i] != NULL && mw_modules[i]->on_close != NULL &&
 		    s->phase != MW_PH_NEW)
 			mw_modules[i]->on_close(s, s->state[i]);
 		free(s->state[i]);
+		s->state[i] = NULL;
 	}
-	reset_transaction(s);
 	clear_changes(s);
 	if (s->dns != NULL)
 		mw_dns_batch_free(s->dns);
@@ -265,6 +273,22 @@ mw_session_set_auth(struct mw_session *s, const char *authen)
 		s->authenticated = 1;
 		s->skip_inbound = 1;
 	}
+}
+
+const char *
+mw_auth_result_name(enum mw_auth_result r)
+{
+	switch (r) {
+	case MW_AUTH_NONE: return "none";
+	case MW_AUTH_PASS: return "pass";
+	case MW_AUTH_FAIL: return "fail";
+	case MW_AUTH_SOFTFAIL: return "softfail";
+	case MW_AUTH_NEUTRAL: return "neutral";
+	case MW_AUTH_TEMPERROR: return "temperror";
+	case MW_AUTH_PERMERROR: return "permerror";
+	case MW_AUTH_POLICY: return "policy";
+	}
+	return "none";
 }
 
 void *

@@ -1,0 +1,27 @@
+/*
+ * mw_dnsbl -- placeholder for the dnsbl check; section [dnsbl].  Being written.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "mw_session_priv.h"
+
+static int
+dnsbl_cfg_set(void *cfg, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	(void)cfg;
+	(void)key;
+	(void)value;
+	(void)err;
+	(void)errlen;
+	return 1;
+}
+
+const struct mw_module mw_module_dnsbl = {
+	.name = "dnsbl",
+	.inbound = 1,
+	.cfg_size = 1,
+	.cfg_set = dnsbl_cfg_set,
+};

@@ -1,0 +1,25 @@
+-- A clean message gets our Authentication-Results inserted at the top;
+-- forged ones with our authserv-id are deleted, from the last to the
+-- first (indexes 3 then 1), the one from another host is kept.
+dofile(os.getenv("T_MILTER") .. "/common.lua")
+run(function()
+	local conn = open_conn()
+	expect(mt.mailfrom(conn, "<a@example.org>") == nil, "mail")
+	expect_reply(conn, SMFIR_CONTINUE, "mail")
+	expect(mt.rcptto(conn, "<b@example.net>") == nil, "rcpt")
+	expect_reply(conn, SMFIR_CONTINUE, "rcpt")
+	expect(mt.data(conn) == nil, "data")
+	mt.header(conn, "Authentication-Results", " mx.test; spf=pass")
+	mt.header(conn, "Authentication-Results", " other.example; dkim=pass")
+	mt.header(conn, "Authentication-Results", " (x) MX.TEST; dkim=pass")
+	mt.header(conn, "Subject", " hello")
+	mt.eoh(conn)
+	mt.bodystring(conn, "hello\r\n")
+	expect(mt.eom(conn) == nil, "eom")
+	expect_reply(conn, SMFIR_CONTINUE, "eom")
+	expect(mt.eom_check(conn, MT_HDRINSERT, "Authentication-Results",
+	    " mx.test; none", 0), "A-R inserted at index 0")
+	expect(mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results"),
+	    "forged A-R deleted")
+	mt.disconnect(conn)
+end)

@@ -1,0 +1,109 @@
+#!/bin/bash
+# Integration: the real daemon driven by miltertest (a third-party milter
+# client, from OpenDKIM).  Every t/milter/NN_*.lua script is a case; see
+# t/milter/common.lua.  Also: -t on good and broken configs, SIGHUP reload
+# (good config taken, bad one refused and the old one kept), clean stop.
+set -u
+. "$(dirname "$0")/lib.sh"
+lab_init
+
+mw_config_write "$LAB/mw.ini" <<'EOF2'
+[milter]
+socket = inet:@MILTER_PORT@@127.0.0.1
+authserv_id = mx.test
+user = nobody
+trusted_networks = 10.0.0.0/8
+log_level = debug
+[dns]
+nameservers = 127.0.0.1:@NSD_PORT@
+timeout_ms = 500
+[size]
+max_bytes = 100k
+EOF2
+
+# -t: a good file passes, a broken one names file:line.
+out=$("$MW_DAEMON" -t -c "$LAB/mw.ini" 2>&1); st=$?
+is "$st" 0 "mailwarden -t accepts the test config"
+like "$out" "configuration OK" "mailwarden -t says OK"
+printf '[milter]\nsocket = inet:1@127.0.0.1\n[size]\nmax_bytes = lots\n' > "$LAB/bad.ini"
+out=$("$MW_DAEMON" -t -c "$LAB/bad.ini" 2>&1); st=$?
+is "$st" 78 "mailwarden -t refuses a bad value (EX_CONFIG)"
+is "$out" "mailwarden: $LAB/bad.ini:4: [size] max_bytes: \"lots\" is not a size (bytes, or with k/M/G; at most 1T)" \
+    "error names file:line and the problem"
+out=$("$MW_DAEMON" -f -c "$LAB/bad.ini" 2>&1); st=$?
+is "$st" 78 "the daemon refuses to start with a bad config"
+
+start_nsd example.test.zone
+start_daemon "$LAB/mw.ini"
+export MW_SOCKSPEC="inet:$MILTER_PORT@127.0.0.1" T_MILTER="$T_DIR/milter"
+
+for script in "$T_DIR"/milter/[0-9]*.lua; do
+	name=$(basename "$script" .lua)
+	if run_miltertest "$script" && grep -q '^PASSED' "$(miltertest_log)"; then
+		pass "miltertest $name"
+	else
+		fail "miltertest $name" "$(cat "$(miltertest_log)")"
+	fi
+done
+
+# The daemon dropped root (it was started as root in CI).
+if [ "$(id -u)" = 0 ]; then
+	is "$(ps -o user= -p "$MW_DAEMON_PID" | tr -d ' ')" nobody \
+	    "daemon runs as [milter] user after opening the socket"
+fi
+
+# One log line per message, Postfix style.
+like "$(daemon_log)" "NOQUEUE: client=mail.example.org\[192.0.2.1\] helo=<mail.example.org> from=<a@example.org> to=<b@example.net> size=[0-9]+ results=\[\] score=0 verdict=accept" \
+    "per-message log line"
+like "$(daemon_log)" "verdict=reject: 552 5.3.4 Message size exceeds fixed maximum message size of 102400 bytes \(SIZE parameter\)" \
+    "size refusal logged"
+
+# SIGHUP with a broken file: refused, old config kept, daemon alive.
+cp "$LAB/mw.ini" "$LAB/mw.ini.good"
+printf '[milter]\nbogus = 1\n' >> "$LAB/mw.ini"
+daemon_signal HUP
+sleep 0.5
+ok "daemon survives a bad reload" daemon_alive
+like "$(daemon_log)" "reload refused, keeping the running configuration: $LAB/mw.ini:[0-9]+: unknown key \"bogus\" in \[milter\]" \
+    "bad reload logged with file:line"
+if run_miltertest "$T_DIR/milter/02_size.lua" && grep -q '^PASSED' "$(miltertest_log)"; then
+	pass "old config still in force after refused reload"
+else
+	fail "old config still in force after refused reload" "$(cat "$(miltertest_log)")"
+fi
+
+# SIGHUP with a good new file: taken (authserv_id changes).
+sed 's/authserv_id = mx.test/authserv_id = mx2.test/' "$LAB/mw.ini.good" > "$LAB/mw.ini"
+daemon_signal HUP
+sleep 0.5
+like "$(daemon_log)" "configuration reloaded from $LAB/mw.ini" "good reload logged"
+cat > "$LAB/reload.lua" <<'EOF2'
+dofile(os.getenv("T_MILTER") .. "/common.lua")
+run(function()
+	local conn = open_conn()
+	mt.mailfrom(conn, "<a@example.org>")
+	mt.rcptto(conn, "<b@example.net>")
+	mt.data(conn)
+	mt.header(conn, "Subject", " x")
+	mt.eoh(conn)
+	mt.bodystring(conn, "x\r\n")
+	mt.eom(conn)
+	expect(mt.eom_check(conn, MT_HDRINSERT, "Authentication-Results",
+	    " mx2.test; none", 0), "A-R with the new authserv-id")
+	mt.disconnect(conn)
+end)
+EOF2
+if run_miltertest "$LAB/reload.lua" && grep -q '^PASSED' "$(miltertest_log)"; then
+	pass "new config in force after reload"
+else
+	fail "new config in force after reload" "$(cat "$(miltertest_log)")"
+fi
+
+stop_daemon
+is "$MW_DAEMON_STATUS" 0 "SIGTERM stops the daemon cleanly (exit 0)"
+if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$MW_LOG"; then
+	fail "no sanitizer reports in the daemon log" "$(cat "$MW_LOG")"
+else
+	pass "no sanitizer reports in the daemon log"
+fi
+done_testing
