@@ -838,8 +838,9 @@ _lab_milter_socket() {
         /^[ \t]*\[/ { sec = $0; gsub(/[][ \t]/, "", sec); sec = tolower(sec); next }
         sec == "milter" && /^[ \t]*socket[ \t]*[=:]/ {
             v = $0; sub(/^[^=:]*[=:][ \t]*/, "", v); sub(/[ \t]+[;#].*$/, "", v)
-            sub(/[ \t\r]+$/, "", v); gsub(/^"|"$/, "", v); print v; exit
-        }' "$1"
+            sub(/[ \t\r]+$/, "", v); gsub(/^"|"$/, "", v); last = v
+        }
+        END { print last }' "$1"
 }
 
 # _lab_socket_ready SPEC: something listens on the libmilter socket SPEC
