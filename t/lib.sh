@@ -123,7 +123,7 @@ _lab_need_init() { [ -n "$LAB" ] && [ -d "$LAB" ] || lab_die "${1:-function} cal
 _lab_alive() {
     local s
     [ -n "${1:-}" ] || return 1
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    { IFS= read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
     s=${s##*) }
     [ "${s%% *}" != Z ] && [ "${s%% *}" != X ]
 }
@@ -245,11 +245,19 @@ def reserve(p):
             os.kill(holder, 0)
             return False                      # held by a live lab
         except (OSError, ValueError, IndexError):
-            if os.path.getmtime(d) > time.time() - 5:
-                return False                  # being created right now
-        try:                                  # stale: take it over
-            open(os.path.join(d, "pid"), "w").write(owner + "\n")
-            return True
+            try:
+                if os.path.getmtime(d) > time.time() - 5:
+                    return False              # being created right now
+            except OSError:
+                return False
+        # stale (its lab died without cleanup): the one that renames it away wins
+        gone = "%s.stale.%s.%d" % (d, owner, random.randint(0, 1 << 30))
+        try:
+            os.rename(d, gone)
+            for f in os.listdir(gone):
+                os.unlink(os.path.join(gone, f))
+            os.rmdir(gone)
+            os.mkdir(d)
         except OSError:
             return False
     except OSError:
@@ -313,7 +321,7 @@ lab_init() {
     LAB=$(mktemp -d /tmp/mwlab.XXXXXX) || lab_die "mktemp failed"
     # 0755: postfix (smtpd, virtual as uid 65534) must traverse $LAB
     chmod 0755 "$LAB"
-    _LAB_OWNER=$$
+    _LAB_OWNER=${BASHPID:-$$}    # not $$: lab_init may run in a ( subshell )
     export LAB
     mkdir -p "$LAB/pids"
     trap '_lab_on_exit' EXIT
@@ -475,6 +483,8 @@ start_nsd() {
     for f in "$@"; do
         src=$(_lab_zone_file "$f") || exit 1
         z=$(_lab_zone_name "$src")
+        nsd-checkzone "$z" "$src" >"$LAB/dns/nsd/checkzone.out" 2>&1 ||
+            lab_die "start_nsd: zone $z in $src is broken" "$LAB/dns/nsd/checkzone.out"
         cp "$src" "$LAB/dns/zones/$z.zone"
     done
     if [ -n "$_NSD_PID" ] && _lab_alive "$_NSD_PID"; then stop_nsd; fi
@@ -486,16 +496,16 @@ start_nsd() {
     _NSD_PID=$!
     echo "$_NSD_PID" > "$LAB/pids/nsd.pid"
     _lab_push nsd
-    local i zones=() ok
-    for f in "$LAB"/dns/zones/*.zone; do zones+=("$(basename "$f" .zone)"); done
+    local i zones=() qs=() ok
+    for f in "$LAB"/dns/zones/*.zone; do
+        z=$(basename "$f" .zone); zones+=("$z"); qs+=("$z" SOA)
+    done
     for ((i = 0; i < 200; i++)); do
         _lab_alive "$_NSD_PID" || lab_die "nsd exited during startup" "$LAB/dns/nsd/nsd.out" "$LAB/dns/nsd/nsd.log"
-        ok=1
-        for z in "${zones[@]}"; do
-            if [ -z "$(dig +short +norec +time=1 +tries=1 @127.0.0.1 -p "$NSD_PORT" "$z" SOA 2>/dev/null)" ]; then
-                ok=; break
-            fi
-        done
+        ok=
+        # one dig, one query per zone: ready when every zone has its SOA
+        if [ "$(dig +short +norec +time=1 +tries=1 @127.0.0.1 -p "$NSD_PORT" "${qs[@]}" 2>/dev/null |
+                grep -c .)" = "${#zones[@]}" ]; then ok=1; fi
         if [ -n "$ok" ] && [ "$LAB_IPV6" = 1 ] &&
            [ -z "$(dig +short +norec +time=1 +tries=1 @::1 -p "$NSD_PORT" "${zones[0]}" SOA 2>/dev/null)" ]; then
             ok=
@@ -507,18 +517,18 @@ start_nsd() {
 }
 
 _lab_nsd_conf() {
-    local listen zones="" f z
+    local listen zblocks="" f z
     listen="    ip-address: 127.0.0.1@$NSD_PORT"
     if [ "$LAB_IPV6" = 1 ]; then listen="$listen
     ip-address: ::1@$NSD_PORT"; fi
     for f in "$LAB"/dns/zones/*.zone; do
         z=$(basename "$f" .zone)
-        zones="${zones}zone:
+        zblocks="${zblocks}zone:
     name: \"$z\"
     zonefile: \"$z.zone\"
 "
     done
-    _lab_subst "LAB=$LAB" "NSD_PORT=$NSD_PORT" "LISTEN=$listen" "ZONES=$zones" < "$T_DIR/nsd.conf.in"
+    _lab_subst "LAB=$LAB" "NSD_PORT=$NSD_PORT" "LISTEN=$listen" "ZONES=$zblocks" < "$T_DIR/nsd.conf.in"
 }
 
 # reload_nsd [ZONEFILE...]: add/replace the given zones (or re-read the copies
@@ -609,14 +619,23 @@ _lab_pf_init_vars() {
     export PF_DIR PF_ETC MAILDIR
 }
 
+# Postfix re-reads a main.cf whose mtime is in the current second, sleeping 0.3 s
+# between tries (protection against half-written files): a freshly generated or
+# postconf -e'd main.cf costs 1-2.5 s per postfix/postconf command.  Backdate it.
+_lab_pf_backdate() {
+    touch -d "@$(( $(date +%s) - 5 ))" "$PF_ETC/main.cf" "$PF_ETC/master.cf"
+}
+
 _lab_pf_master_pid() { sed -n '1s/ //gp' "$PF_DIR/spool/pid/master.pid" 2>/dev/null; }
 
-# start_postfix MILTER_SPEC: private Postfix under $LAB/postfix, smtpd on
-# 127.0.0.1:$SMTP_PORT with smtpd_milters=MILTER_SPEC ("" = none).
+# start_postfix MILTER_SPEC [KEY=VALUE...]: private Postfix under $LAB/postfix,
+# smtpd on 127.0.0.1:$SMTP_PORT with smtpd_milters=MILTER_SPEC ("" = none);
+# KEY=VALUE are postconf -e'd before the start.
 # Never touches the system instance (/etc/postfix, /var/spool/postfix).
 start_postfix() {
     _lab_need_init start_postfix
     local milters=${1-} i pid line
+    [ $# -eq 0 ] || shift
     [ "$(id -u)" = 0 ] || lab_die "start_postfix needs root"
     command -v postfix >/dev/null || lab_die "postfix not installed"
     _lab_pf_init_vars
@@ -631,6 +650,10 @@ start_postfix() {
         "MYHOSTNAME=${POSTFIX_HOSTNAME:-mx.mailwarden.test}" \
         < "$T_DIR/postfix/main.cf.in" > "$PF_ETC/main.cf"
     _lab_subst "SMTP_PORT=$SMTP_PORT" < "$T_DIR/postfix/master.cf.in" > "$PF_ETC/master.cf"
+    if [ $# -gt 0 ]; then
+        postconf -c "$PF_ETC" -e "$@" || lab_die "start_postfix: postconf -e $* failed"
+    fi
+    _lab_pf_backdate
     touch "$PF_DIR/maillog"
     # errors of the postfix command go to maillog_file, not to stderr
     postfix -c "$PF_ETC" start >>"$PF_DIR/postfix.out" 2>&1 ||
@@ -660,6 +683,7 @@ _lab_smtp_banner() {  # print the 220 greeting of 127.0.0.1:$SMTP_PORT
 postfix_set() {
     [ -n "$PF_ETC" ] || lab_die "postfix_set: postfix not started"
     postconf -c "$PF_ETC" -e "$@" || lab_die "postconf -e $* failed"
+    _lab_pf_backdate
     postfix_reload
 }
 
@@ -667,7 +691,7 @@ postfix_set() {
 # old configuration is gone (master handles SIGHUP asynchronously, and an idle
 # old smtpd could otherwise still take the next connection with old settings)
 postfix_reload() {
-    local master old p i
+    local master old p i pid
     master=$(_lab_pf_master_pid) || lab_die "postfix_reload: no master pid"
     old=$(pgrep -P "$master" || true)
     postfix -c "$PF_ETC" reload >>"$PF_DIR/postfix.out" 2>&1 ||
@@ -690,15 +714,18 @@ postfix_reload() {
 stop_postfix() {
     [ -n "$PF_ETC" ] || _lab_pf_init_vars
     [ -f "$PF_ETC/main.cf" ] || return 0
-    local master kids
+    local master kids p
     master=$(_lab_pf_master_pid) || true
     [ -n "$master" ] || master=$(cat "$LAB/pids/postfix.pid" 2>/dev/null) || true
     kids=$( [ -n "$master" ] && pgrep -P "$master" || true)
     if [ -n "$master" ] && _lab_alive "$master"; then
-        postfix -c "$PF_ETC" stop >>"$PF_DIR/postfix.out" 2>&1 || true
+        # what "postfix stop" does, minus its 1-second polling: SIGTERM to
+        # master, which terminates its children; the group (master did
+        # setsid) is SIGKILLed if that takes more than 5 s
+        kill -TERM "$master" 2>/dev/null || true
         if ! _lab_wait_gone "$master" 5; then
             diag "lab: postfix master $master still running, SIGKILL"
-            kill -KILL "$master" $kids 2>/dev/null || true
+            kill -KILL -- -"$master" "$master" $kids 2>/dev/null || true
             _lab_wait_gone "$master" 2 || true
         fi
     fi
@@ -785,6 +812,32 @@ smtp_final_reply() {
             else if (err != "") print err
             else print "NO-REPLY"
         }' "$1"
+}
+
+# smtp_reply_of LOGFILE STAGE: last server reply line at STAGE in a swaks
+# transcript; STAGE = CONNECT (banner), HELO (EHLO/HELO), XCLIENT, MAIL, RCPT,
+# DATA (the 354), EOM (reply after the final "."), QUIT.  Empty if not reached.
+smtp_reply_of() {
+    awk -v want="$(tr 'a-z' 'A-Z' <<<"$2")" '
+        BEGIN { st = "CONNECT" }
+        /^ *[-~*]+> / {
+            l = $0; sub(/^ *[-~*]+> /, "", l); sub(/\r$/, "", l)
+            if (indata) { if (l == ".") { st = "EOM"; indata = 0 }; next }
+            u = toupper(l)
+            if (u ~ /^(EHLO|HELO|LHLO)( |$)/) st = "HELO"
+            else if (u ~ /^XCLIENT( |$)/) st = "XCLIENT"
+            else if (u ~ /^MAIL FROM:/) st = "MAIL"
+            else if (u ~ /^RCPT TO:/) st = "RCPT"
+            else if (u ~ /^DATA$/) st = "DATA"
+            else if (u ~ /^QUIT$/) st = "QUIT"
+            else { split(u, w, " "); st = w[1] }
+            next
+        }
+        /^<[-~*]+ / {
+            r = $0; sub(/^<[-~*]+ +/, "", r); rep[st] = r
+            if (st == "DATA" && r ~ /^354/) indata = 1
+        }
+        END { print rep[want] }' "$1"
 }
 
 # swaks_log [N]: path of the transcript of send_mail call N (default: the last)

@@ -120,9 +120,10 @@ inner() {
     is "$(redis_cmd PING)" PONG "start_redis after stop_redis"
 
     # ---- postfix, no milter
-    start_postfix ""
+    start_postfix "" "smtpd_banner=\$myhostname ESMTP selftest"
     state "PID=$(cat "$LAB/pids/postfix.pid")"
     state "PFKIDS=$(pgrep -P "$(cat "$LAB/pids/postfix.pid")" | tr '\n' ' ')"
+    is "$(_lab_smtp_banner)" "220 mx.mailwarden.test ESMTP selftest" "start_postfix KEY=VALUE applied"
     is "$(postconf -c "$PF_ETC" -h smtpd_milters)" "" "postfix: no milter"
     ok "postfix: the system instance was not started" \
         eval '! _lab_alive "$(sed -n "1s/ //gp" /var/spool/postfix/pid/master.pid 2>/dev/null)"'
@@ -142,6 +143,14 @@ inner() {
     like "$r" '^55[04] 5\.7\.1 .*Relay access denied' "send_mail: relay to unknown domain rejected ($r)"
     like "$(cat "$(swaks_log)")" 'XCLIENT ADDR=192.0.2.20' "swaks_log: transcript has XCLIENT"
     is "$(cat "$LAB/swaks.2.rc")" 24 "swaks exit code kept (24 = RCPT rejected)"
+    is "$(smtp_reply_of "$(swaks_log)" RCPT)" "554 5.7.1 <someone@nonexistent.invalid>: Relay access denied" \
+        "smtp_reply_of RCPT"
+    like "$(smtp_reply_of "$(swaks_log 1)" EOM)" '^250 2\.0\.0 Ok: queued as ' "smtp_reply_of EOM"
+    like "$(smtp_reply_of "$(swaks_log 1)" CONNECT)" '^220 mx\.mailwarden\.test ESMTP' "smtp_reply_of CONNECT"
+    like "$(smtp_reply_of "$(swaks_log 1)" XCLIENT)" '^220 ' "smtp_reply_of XCLIENT"
+    is "$(smtp_reply_of "$(swaks_log 1)" DATA)" "354 End data with <CR><LF>.<CR><LF>" "smtp_reply_of DATA"
+    is "$(smtp_reply_of "$(swaks_log 1)" MAIL)" "250 2.1.0 Ok" "smtp_reply_of MAIL"
+    is "$(smtp_reply_of "$(swaks_log)" DATA)" "" "smtp_reply_of: stage not reached"
     r=$(send_mail --to someone@nonexistent.invalid)
     like "$r" '^554 5\.7\.1 ' "no relaying even from 127.0.0.1"
 
@@ -211,7 +220,10 @@ EOF
     like "$out" 'failing on purpose' "start_daemon: shows the log"
     # SIGTERM-ignoring process: _lab_terminate escalates to SIGKILL
     bash -c 'trap "" TERM; while :; do sleep 0.1; done' &
-    local tp=$!
+    local tp=$! i
+    # let it exec first (a signal between fork and exec runs our own traps there)
+    for ((i = 0; i < 100; i++)); do grep -q trap "/proc/$tp/cmdline" 2>/dev/null && break; sleep 0.02; done
+    sleep 0.1
     _lab_terminate "$tp" 1 2>/dev/null
     ok "_lab_terminate escalates to SIGKILL" eval "! _lab_alive $tp"
 
