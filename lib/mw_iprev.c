@@ -1,27 +1,412 @@
 /*
- * mw_iprev -- placeholder for the iprev check; section [iprev].  Being written.
+ * mw_iprev -- forward-confirmed reverse DNS of the client, the "iprev"
+ * method of RFC 8601 section 3; section [iprev].
+ *
+ * The PTR query for the client address is sent at connect; as soon as
+ * it is answered (checked at every later SMTP event, at the latest at
+ * the first RCPT) the forward lookups of its names follow, A for an
+ * IPv4 client and AAAA for an IPv6 one.  The result is final when one
+ * name resolves back to the client address (pass) or every name has
+ * been looked up:
+ *
+ *	pass		a PTR name resolves back to the client address
+ *	fail		no PTR at all (NXDOMAIN, NODATA), or none of the names
+ *			resolves back
+ *	temperror	a lookup failed for now (timeout, SERVFAIL, ...) and
+ *			no name confirmed: never read as "no PTR"
+ *	permerror	the PTR answer was unusable
+ *
+ * Only the first MW_IPREV_MAX_NAMES names of the PTR answer are looked
+ * up, as RFC 7208 section 5.5 does for SPF's ptr mechanism: a PTR set
+ * that large is a misconfiguration or an attempt to make us send
+ * queries.
+ *
+ * The configured action is applied at the first RCPT of every
+ * transaction (the session gives pre-DATA decisions there, so that
+ * postmaster@ is still reachable).  Sets s->res.iprev_pass.  Written
+ * into Authentication-Results as
+ *	iprev=pass policy.iprev=192.0.2.1 (mx.example.org)
+ * policy.iprev being the property RFC 8601 registers for this method.
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "mw_authres.h"
 #include "mw_session_priv.h"
 
+#define MW_IPREV_MAX_NAMES	10
+
+struct iprev_cfg {
+	bool			enabled;
+	struct mw_action	noptr_action;	/* no PTR record at all */
+	struct mw_action	fail_action;	/* PTR does not confirm */
+	struct mw_action	temperror_action;
+	bool			temperror_auto;
+};
+
+enum iprev_stage { ST_IDLE = 0, ST_PTR, ST_FORWARD, ST_DONE };
+
+struct iprev_state {
+	enum iprev_stage	 stage;
+	struct mw_dns_query	*ptr;
+	int			 nptr;		/* names in the PTR answer */
+	int			 nnames;	/* names looked up */
+	struct mw_dns_query	*fwd[MW_IPREV_MAX_NAMES];
+	const char		*names[MW_IPREV_MAX_NAMES];	/* in ptr's answer */
+	enum mw_auth_result	 result;
+	int			 noptr;		/* fail because there is no PTR */
+	char			 name[256];	/* confirmed (or first) name */
+	char			 why[300];	/* comment for the A-R and the log */
+	int			 applied;	/* action given this transaction */
+};
+
+static void
+iprev_cfg_init(void *vc)
+{
+	struct iprev_cfg *c = vc;
+
+	c->enabled = true;
+	/*
+	 * No PTR at all is refused, as the big receivers do and as
+	 * Postfix's reject_unknown_reverse_client_hostname does: every
+	 * legitimate mail server can have one, most spambots on dynamic
+	 * addresses have none.  A PTR that does not resolve back is a
+	 * much weaker signal (hosting providers, stale records): a score.
+	 */
+	c->noptr_action.kind = MW_ACT_REJECT;
+	c->fail_action.kind = MW_ACT_SCORE;
+	c->fail_action.score = 3;
+	c->temperror_auto = true;
+}
+
 static int
-iprev_cfg_set(void *cfg, const char *key, const char *value, char *err,
+parse_temperror(struct mw_action *a, bool *is_auto, const char *v, char *err,
     size_t errlen)
 {
-	(void)cfg;
-	(void)key;
-	(void)value;
-	(void)err;
-	(void)errlen;
+	if (strcmp(v, "auto") == 0) {
+		*is_auto = true;
+		return 0;
+	}
+	*is_auto = false;
+	return mw_action_parse(a, v, err, errlen);
+}
+
+static int
+iprev_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
+{
+	struct iprev_cfg *c = vc;
+
+	if (strcmp(k, "enabled") == 0)
+		return mw_parse_bool(v, &c->enabled, err, errlen);
+	if (strcmp(k, "noptr_action") == 0)
+		return mw_action_parse(&c->noptr_action, v, err, errlen);
+	if (strcmp(k, "fail_action") == 0)
+		return mw_action_parse(&c->fail_action, v, err, errlen);
+	if (strcmp(k, "temperror_action") == 0)
+		return parse_temperror(&c->temperror_action, &c->temperror_auto,
+		    v, err, errlen);
 	return 1;
+}
+
+/*
+ * "auto": a temporary error tempfails only where the result could
+ * otherwise have been a reject; else the message is accepted and the
+ * temperror shows in the header.
+ */
+static struct mw_action
+temperror_effective(const struct iprev_cfg *c)
+{
+	struct mw_action a = { MW_ACT_ACCEPT, 0 };
+
+	if (!c->temperror_auto)
+		return c->temperror_action;
+	if (c->noptr_action.kind == MW_ACT_REJECT ||
+	    c->fail_action.kind == MW_ACT_REJECT)
+		a.kind = MW_ACT_TEMPFAIL;
+	return a;
+}
+
+static void
+iprev_cfg_dump(const void *vc, void *fp)
+{
+	const struct iprev_cfg *c = vc;
+	struct mw_action t = temperror_effective(c);
+	char b1[32], b2[32], b3[32];
+
+	fprintf(fp, "enabled = %s\nnoptr_action = %s\nfail_action = %s\n"
+	    "temperror_action = %s%s%s\n", c->enabled ? "yes" : "no",
+	    mw_action_name(&c->noptr_action, b1, sizeof(b1)),
+	    mw_action_name(&c->fail_action, b2, sizeof(b2)),
+	    c->temperror_auto ? "auto (" : "",
+	    mw_action_name(&t, b3, sizeof(b3)), c->temperror_auto ? ")" : "");
+}
+
+static const struct iprev_cfg *
+cfg_of(struct mw_session *s)
+{
+	return s->cfg->mod[mw_module_index("iprev")];
+}
+
+static void
+finish(struct iprev_state *st, enum mw_auth_result r)
+{
+	st->result = r;
+	st->stage = ST_DONE;
+}
+
+/* Does this A/AAAA answer hold the client address? */
+static int
+confirms(const struct mw_session *s, const struct mw_dns_answer *a)
+{
+	uint8_t addr[16];
+	int i, family;
+
+	if (a->status != MW_DNS_OK)
+		return 0;
+	for (i = 0; i < a->nrr; i++)
+		if (mw_ip_parse(a->rr[i].text, &family, addr) == 0 &&
+		    family == s->family && memcmp(addr, s->addr, 16) == 0)
+			return 1;
+	return 0;
+}
+
+/* The PTR answered: send the forward lookups of its names. */
+static void
+ptr_answered(struct mw_session *s, struct iprev_state *st,
+    const struct mw_dns_answer *a)
+{
+	int i, type = s->family == AF_INET6 ? MW_DNS_AAAA : MW_DNS_A;
+
+	if (a->status == MW_DNS_NXDOMAIN || a->status == MW_DNS_NODATA ||
+	    (a->status == MW_DNS_OK && a->nrr <= 0)) {
+		st->noptr = 1;
+		snprintf(st->why, sizeof(st->why), "no PTR record");
+		finish(st, MW_AUTH_FAIL);
+		return;
+	}
+	if (a->status == MW_DNS_PERMFAIL) {
+		snprintf(st->why, sizeof(st->why), "PTR lookup: %s",
+		    a->error ? a->error : "bad answer");
+		finish(st, MW_AUTH_PERMERROR);
+		return;
+	}
+	if (a->status != MW_DNS_OK) {
+		snprintf(st->why, sizeof(st->why), "PTR lookup: %s",
+		    a->error ? a->error : "temporary failure");
+		finish(st, MW_AUTH_TEMPERROR);
+		return;
+	}
+	st->nptr = a->nrr;
+	st->nnames = a->nrr < MW_IPREV_MAX_NAMES ? a->nrr : MW_IPREV_MAX_NAMES;
+	snprintf(st->name, sizeof(st->name), "%s", a->rr[0].text);
+	for (i = 0; i < st->nnames; i++) {
+		st->names[i] = a->rr[i].text;
+		st->fwd[i] = mw_dns_submit(s->dns, st->names[i], type);
+	}
+	st->stage = ST_FORWARD;
+}
+
+/*
+ * Look at the forward answers so far: pass as soon as one name confirms;
+ * otherwise, once all are in (with block: wait for them), fail or
+ * temperror.
+ */
+static void
+forward_answered(struct mw_session *s, struct iprev_state *st, int block)
+{
+	const struct mw_dns_answer *a;
+	int i, pending = 0, temp = -1;
+
+	/* A confirming name is enough: no need to wait for the others. */
+	for (i = 0; i < st->nnames; i++) {
+		a = mw_dns_peek(st->fwd[i]);
+		if (a->status == MW_DNS_PENDING)
+			pending++;
+		else if (confirms(s, a)) {
+			snprintf(st->name, sizeof(st->name), "%s",
+			    st->names[i]);
+			st->why[0] = '\0';
+			finish(st, MW_AUTH_PASS);
+			return;
+		}
+	}
+	if (pending > 0 && !block)
+		return;
+	for (i = 0; i < st->nnames; i++) {
+		a = mw_dns_peek(st->fwd[i]);
+		if (a->status == MW_DNS_PENDING)
+			a = mw_dns_wait(s->dns, st->fwd[i]);
+		if (confirms(s, a)) {
+			snprintf(st->name, sizeof(st->name), "%s",
+			    st->names[i]);
+			st->why[0] = '\0';
+			finish(st, MW_AUTH_PASS);
+			return;
+		}
+		if (a->status == MW_DNS_TEMPFAIL && temp < 0)
+			temp = i;
+	}
+	if (temp >= 0) {
+		a = mw_dns_peek(st->fwd[temp]);
+		snprintf(st->why, sizeof(st->why), "lookup of %s: %s",
+		    st->names[temp], a->error ? a->error : "temporary failure");
+		finish(st, MW_AUTH_TEMPERROR);
+	} else if (st->nptr == 1) {
+		snprintf(st->why, sizeof(st->why), "%s does not resolve to "
+		    "%s", st->names[0], s->ip);
+		finish(st, MW_AUTH_FAIL);
+	} else if (st->nptr > st->nnames) {
+		snprintf(st->why, sizeof(st->why), "none of the first %d of "
+		    "%d PTR names resolves to %s", st->nnames, st->nptr,
+		    s->ip);
+		finish(st, MW_AUTH_FAIL);
+	} else {
+		snprintf(st->why, sizeof(st->why), "none of %d PTR names "
+		    "resolves to %s", st->nptr, s->ip);
+		finish(st, MW_AUTH_FAIL);
+	}
+}
+
+/*
+ * Move the check on as far as the answers that have arrived allow;
+ * with block, wait until the result is final.
+ */
+static void
+advance(struct mw_session *s, struct iprev_state *st, int block)
+{
+	const struct mw_dns_answer *a;
+
+	if (st->stage == ST_IDLE || st->stage == ST_DONE)
+		return;
+	if (!block)
+		mw_dns_poll(s->dns);
+	if (st->stage == ST_PTR) {
+		a = block ? mw_dns_wait(s->dns, st->ptr) : mw_dns_peek(st->ptr);
+		if (a->status == MW_DNS_PENDING)
+			return;
+		ptr_answered(s, st, a);
+	}
+	if (st->stage == ST_FORWARD)
+		forward_answered(s, st, block);
+}
+
+static void
+iprev_on_connect(struct mw_session *s, void *vst)
+{
+	struct iprev_state *st = vst;
+	char name[128];
+
+	if (!cfg_of(s)->enabled || s->family == 0 ||
+	    mw_dns_reverse(s->ip, NULL, name, sizeof(name)) == -1)
+		return;
+	st->ptr = mw_dns_submit(s->dns, name, MW_DNS_PTR);
+	st->stage = ST_PTR;
+	advance(s, st, 0);
+}
+
+static void
+iprev_on_helo(struct mw_session *s, void *vst)
+{
+	advance(s, vst, 0);
+}
+
+static void
+iprev_on_mail(struct mw_session *s, void *vst)
+{
+	advance(s, vst, 0);
+}
+
+static void
+iprev_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
+{
+	const struct iprev_cfg *c = cfg_of(s);
+	struct iprev_state *st = vst;
+	struct mw_action t;
+
+	(void)rcpt;
+	if (st->stage == ST_IDLE || st->applied)
+		return;
+	advance(s, st, 1);
+	st->applied = 1;
+	s->res.iprev_pass = st->result == MW_AUTH_PASS;
+	switch (st->result) {
+	case MW_AUTH_PASS:
+		break;
+	case MW_AUTH_FAIL:
+	case MW_AUTH_PERMERROR:
+		if (st->noptr) {
+			if (c->noptr_action.kind == MW_ACT_SCORE)
+				mw_session_act(s, &c->noptr_action, 550,
+				    "5.7.25", "iprev no PTR");
+			else
+				mw_session_act(s, &c->noptr_action, 550,
+				    "5.7.25", "Client host [%s] has no "
+				    "reverse DNS (PTR) record", s->ip);
+		} else if (c->fail_action.kind == MW_ACT_SCORE)
+			mw_session_act(s, &c->fail_action, 550, "5.7.25",
+			    "iprev %s", mw_auth_result_name(st->result));
+		else
+			mw_session_act(s, &c->fail_action, 550, "5.7.25",
+			    "Client host [%s] failed the reverse DNS check: "
+			    "%.200s", s->ip, st->why);
+		break;
+	case MW_AUTH_TEMPERROR:
+		t = temperror_effective(c);
+		if (t.kind == MW_ACT_SCORE)
+			mw_session_act(s, &t, 451, "4.7.25", "iprev temperror");
+		else
+			mw_session_act(s, &t, 451, "4.7.25", "Client host [%s]: "
+			    "temporary DNS failure checking its reverse DNS, "
+			    "try again later", s->ip);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+iprev_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+{
+	struct iprev_state *st = vst;
+
+	/* Final at end of message; after an early abort maybe not yet. */
+	advance(s, st, 0);
+	if (st->stage != ST_DONE)
+		return;
+	mw_authres_result(ar, "iprev", mw_auth_result_name(st->result));
+	mw_authres_prop(ar, "policy", "iprev", s->ip);
+	if (st->result == MW_AUTH_PASS)
+		mw_authres_comment(ar, "%s", st->name);
+	else if (st->why[0] != '\0')
+		mw_authres_comment(ar, "%s", st->why);
+}
+
+static void
+iprev_on_reset(struct mw_session *s, void *vst)
+{
+	struct iprev_state *st = vst;
+
+	(void)s;
+	st->applied = 0;
 }
 
 const struct mw_module mw_module_iprev = {
 	.name = "iprev",
 	.inbound = 1,
-	.cfg_size = 1,
+	.cfg_size = sizeof(struct iprev_cfg),
+	.cfg_init = iprev_cfg_init,
 	.cfg_set = iprev_cfg_set,
+	.cfg_dump = iprev_cfg_dump,
+	.state_size = sizeof(struct iprev_state),
+	.on_connect = iprev_on_connect,
+	.on_helo = iprev_on_helo,
+	.on_mail = iprev_on_mail,
+	.on_rcpt = iprev_on_rcpt,
+	.authres = iprev_authres,
+	.on_reset = iprev_on_reset,
 };

@@ -30,6 +30,8 @@
 #include "mw_session_priv.h"
 
 #define MW_LOG_FIELD_MAX	256	/* bytes of a logged network string */
+#define MW_NOTES_MAX		1000	/* evidence notes kept per session */
+#define MW_NOTE_TEXT_MAX	1024	/* bytes of one note */
 
 struct mw_ctx {
 	atomic_int		 refs;
@@ -239,6 +241,9 @@ mw_session_free(struct mw_session *s)
 		s->state[i] = NULL;
 	}
 	clear_changes(s);
+	for (i = 0; i < s->n_notes; i++)
+		free((char *)s->notes[i].text);
+	free(s->notes);
 	if (s->dns != NULL)
 		mw_dns_batch_free(s->dns);
 	free(s->client_name);
@@ -246,6 +251,7 @@ mw_session_free(struct mw_session *s)
 	free(s->queue_id);
 	free(s->auth_authen);
 	free(s->authres);
+	free(s->quarantine);
 	mw_buf_free(&s->rcpt_log);
 	mw_buf_free(&s->conn_reasons);
 	mw_buf_free(&s->msg_reasons);
@@ -291,6 +297,158 @@ mw_auth_result_name(enum mw_auth_result r)
 	return "none";
 }
 
+void
+mw_session_set_explain(struct mw_session *s, int on)
+{
+	s->explain = on;
+}
+
+void
+mw_session_set_read_only(struct mw_session *s, int on)
+{
+	s->read_only = on;
+}
+
+static const char *
+phase_name(enum mw_phase p)
+{
+	static const char *const names[] = { "new", "connect", "helo",
+	    "mail", "rcpt", "header", "eoh", "body", "eom" };
+
+	return (size_t)p < sizeof(names) / sizeof(names[0]) ? names[p] : "?";
+}
+
+/* Append a note (text already formatted); NULL if not kept. */
+static struct mw_note *
+add_note(struct mw_session *s, enum mw_note_kind kind, const char *module,
+    const char *text)
+{
+	struct mw_note *nv, *n;
+	char *t;
+	size_t i;
+
+	if (!s->explain || s->n_notes >= MW_NOTES_MAX)
+		return NULL;
+	if ((t = strdup(text)) == NULL)
+		return NULL;
+	for (i = 0; t[i] != '\0'; i++)
+		if ((unsigned char)t[i] < 0x20 || (unsigned char)t[i] == 0x7f)
+			t[i] = '?';
+	if ((nv = realloc(s->notes, (s->n_notes + 1) * sizeof(*nv))) == NULL) {
+		free(t);
+		return NULL;
+	}
+	s->notes = nv;
+	n = &nv[s->n_notes++];
+	memset(n, 0, sizeof(*n));
+	n->kind = kind;
+	n->module = module != NULL ? module : s->running != NULL ?
+	    s->running : "session";
+	n->phase = phase_name(s->phase);
+	n->text = t;
+	return n;
+}
+
+void
+mw_session_note(struct mw_session *s, const char *module, const char *fmt,
+    ...)
+{
+	char text[MW_NOTE_TEXT_MAX];
+	va_list ap;
+
+	if (!s->explain)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	add_note(s, MW_NOTE_EVIDENCE, module, text);
+}
+
+static const char *
+dns_type_name(int type)
+{
+	switch (type) {
+	case MW_DNS_A: return "A";
+	case MW_DNS_CNAME: return "CNAME";
+	case MW_DNS_PTR: return "PTR";
+	case MW_DNS_MX: return "MX";
+	case MW_DNS_TXT: return "TXT";
+	case MW_DNS_AAAA: return "AAAA";
+	case MW_DNS_SPF: return "SPF";
+	}
+	return "?";
+}
+
+void
+mw_session_note_dns(struct mw_session *s, const char *module,
+    const struct mw_dns_answer *a)
+{
+	struct mw_buf b = MW_BUF_INIT(MW_NOTE_TEXT_MAX);
+	int i;
+	size_t j;
+
+	if (!s->explain || a == NULL)
+		return;
+	mw_buf_printf(&b, "%s %s: ", dns_type_name(a->type),
+	    a->name != NULL ? a->name : "?");
+	switch (a->status) {
+	case MW_DNS_OK:
+		for (i = 0; i < a->nrr; i++) {
+			const struct mw_dns_rr *rr = &a->rr[i];
+
+			if (i > 0)
+				mw_buf_puts(&b, ", ");
+			if (rr->type == MW_DNS_TXT || rr->type == MW_DNS_SPF) {
+				/* TXT may hold anything, NULs included. */
+				mw_buf_puts(&b, "\"");
+				for (j = 0; j < rr->len; j++) {
+					unsigned char c = (unsigned char)
+					    rr->text[j];
+
+					if (c < 0x20 || c >= 0x7f)
+						mw_buf_printf(&b, "\\x%02x", c);
+					else
+						mw_buf_append(&b, rr->text + j,
+						    1);
+				}
+				mw_buf_puts(&b, "\"");
+			} else if (rr->type == MW_DNS_MX)
+				mw_buf_printf(&b, "%d %s", rr->pref, rr->text);
+			else
+				mw_buf_puts(&b, rr->text);
+		}
+		break;
+	case MW_DNS_NXDOMAIN:
+		mw_buf_puts(&b, "NXDOMAIN (no such name)");
+		break;
+	case MW_DNS_NODATA:
+		mw_buf_printf(&b, "no %s record", dns_type_name(a->type));
+		break;
+	case MW_DNS_TEMPFAIL:
+		mw_buf_printf(&b, "temporary failure (%s)", a->error != NULL ?
+		    a->error : "no answer");
+		break;
+	case MW_DNS_PERMFAIL:
+		mw_buf_printf(&b, "permanent failure (%s)", a->error != NULL ?
+		    a->error : "bad answer");
+		break;
+	case MW_DNS_PENDING:
+		mw_buf_puts(&b, "no answer yet");
+		break;
+	}
+	if (b.truncated)
+		mw_buf_puts(&b, "...");
+	add_note(s, MW_NOTE_EVIDENCE, module, mw_buf_str(&b));
+	mw_buf_free(&b);
+}
+
+size_t
+mw_session_notes(const struct mw_session *s, const struct mw_note **v)
+{
+	*v = s->notes;
+	return s->n_notes;
+}
+
 void *
 mw_session_global(struct mw_session *s, int module_index)
 {
@@ -329,6 +487,16 @@ mw_session_act(struct mw_session *s, const struct mw_action *a, int code,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	if (s->explain) {
+		struct mw_note *n = add_note(s, MW_NOTE_ACTION, NULL, text);
+
+		if (n != NULL) {
+			n->action = *a;
+			mw_verdict_set(&n->verdict, a->kind == MW_ACT_REJECT ?
+			    MW_REJECT : a->kind == MW_ACT_TEMPFAIL ?
+			    MW_TEMPFAIL : MW_CONTINUE, code, xcode, "%s", text);
+		}
+	}
 	switch (a->kind) {
 	case MW_ACT_ACCEPT:
 		break;
@@ -364,6 +532,13 @@ mw_session_refuse(struct mw_session *s, enum mw_verdict_kind kind, int code,
 	va_start(ap, fmt);
 	vset(&s->immediate, kind, code, xcode, fmt, ap);
 	va_end(ap);
+	if (s->explain) {
+		struct mw_note *n = add_note(s, MW_NOTE_REFUSE, NULL,
+		    s->immediate.text);
+
+		if (n != NULL)
+			n->verdict = s->immediate;
+	}
 }
 
 static void
@@ -395,6 +570,42 @@ mw_session_add_header(struct mw_session *s, const char *name,
     const char *value)
 {
 	push_change(s, MW_HDR_ADD, name, value, 0);
+}
+
+void
+mw_session_insert_header(struct mw_session *s, const char *name,
+    const char *value)
+{
+	push_change(s, MW_HDR_INSERT, name, value, 0);
+}
+
+void
+mw_session_set_quarantine(struct mw_session *s, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	size_t i;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* The reason goes to the MTA's queue file: no control characters. */
+	for (i = 0; text[i] != '\0'; i++)
+		if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] == 0x7f)
+			text[i] = '?';
+	if (s->cfg->dry_run) {
+		mw_buf_printf(&s->dry_run_notes, "%swould quarantine: %s",
+		    s->dry_run_notes.len ? "; " : "", text);
+		return;
+	}
+	free(s->quarantine);
+	s->quarantine = strdup(text);
+}
+
+const char *
+mw_session_quarantine(const struct mw_session *s)
+{
+	return s->quarantine;
 }
 
 /*
@@ -455,8 +666,11 @@ decide(struct mw_session *s, int policy_point, int exempt)
 	size_t i_;							\
 	for (i_ = 0; i_ < mw_nmodules; i_++) {				\
 		const struct mw_module *m_ = mw_modules[i_];		\
-		if (m_->hook != NULL && runs((s), m_))			\
+		if (m_->hook != NULL && runs((s), m_)) {		\
+			(s)->running = m_->name;			\
 			m_->hook((s), (s)->state[i_], ##__VA_ARGS__);	\
+			(s)->running = NULL;				\
+		}							\
 		if ((s)->immediate.kind == MW_REJECT)			\
 			break;						\
 	}								\
@@ -514,6 +728,8 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
 	s->in_transaction = 1;
 	s->n_messages++;
 	clear_changes(s);
+	free(s->quarantine);
+	s->quarantine = NULL;
 	s->mail_from = strip_brackets(from);
 	for (i = 0; i < nargs && args != NULL; i++) {
 		if (strncasecmp(args[i], "SIZE=", 5) == 0) {
@@ -545,6 +761,12 @@ rcpt_exempt(const struct mw_session *s, const char *rcpt)
 	return 0;
 }
 
+int
+mw_session_rcpt_is_exempt(const struct mw_session *s, const char *rcpt)
+{
+	return rcpt_exempt(s, rcpt);
+}
+
 const struct mw_verdict *
 mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
     size_t nargs)
@@ -569,8 +791,11 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 		for (i_ = 0; i_ < mw_nmodules; i_++) {
 			const struct mw_module *m_ = mw_modules[i_];
 
-			if (m_->on_rcpt != NULL && runs(s, m_))
+			if (m_->on_rcpt != NULL && runs(s, m_)) {
+				s->running = m_->name;
 				m_->on_rcpt(s, s->state[i_], r);
+				s->running = NULL;
+			}
 		}
 	}
 	v = decide(s, 1, exempt);
@@ -666,8 +891,11 @@ build_authres(struct mw_session *s)
 	if (ar == NULL)
 		return;
 	for (i = 0; i < mw_nmodules; i++)
-		if (mw_modules[i]->authres != NULL && runs(s, mw_modules[i]))
+		if (mw_modules[i]->authres != NULL && runs(s, mw_modules[i])) {
+			s->running = mw_modules[i]->name;
 			mw_modules[i]->authres(s, s->state[i], ar);
+			s->running = NULL;
+		}
 	/*
 	 * Inbound mail always gets our header, "id; none" if no check had
 	 * anything to say, so downstream filters know we looked at it.
@@ -701,13 +929,14 @@ log_transaction(struct mw_session *s, int aborted)
 		    mw_verdict_name(s->final.kind), s->final.code,
 		    s->final.xcode, s->final.text);
 	mw_log(LOG_INFO, "%s: client=%s[%s] helo=<%s> from=<%s> to=%s "
-	    "size=%llu results=[%s] score=%g%s%s verdict=%s%s%s",
+	    "size=%llu results=[%s] score=%g%s%s verdict=%s%s%s%s",
 	    s->queue_id ? s->queue_id : "NOQUEUE", name, s->ip, helo, from,
 	    s->rcpt_log.len ? mw_buf_str(&s->rcpt_log) : "none",
 	    s->header_bytes + s->body_bytes,
 	    mw_buf_str(&s->results_summary), score,
 	    s->skip_inbound ? (s->trusted ? " trusted" : " authenticated") : "",
 	    s->exempt_rcpt ? " exempt" : "", verdict,
+	    s->quarantine != NULL ? " (quarantined: held by the MTA)" : "",
 	    s->dry_run_notes.len ? " dry_run=" : "",
 	    mw_buf_str(&s->dry_run_notes));
 }
@@ -720,6 +949,8 @@ mw_session_eom(struct mw_session *s)
 
 	s->phase = MW_PH_EOM;
 	clear_changes(s);
+	free(s->quarantine);
+	s->quarantine = NULL;
 	RUN_HOOK(s, on_eom);
 	v = decide(s, 1, s->exempt_rcpt);
 	build_authres(s);
@@ -751,6 +982,8 @@ mw_session_eom(struct mw_session *s)
 			    mw_buf_str(&s->dry_run_notes), 0);
 	} else {
 		clear_changes(s);
+		free(s->quarantine);
+		s->quarantine = NULL;
 	}
 	log_transaction(s, 0);
 	s->verdict = *v;

@@ -85,9 +85,42 @@ const struct mw_verdict *mw_session_body(struct mw_session *s,
 const struct mw_verdict *mw_session_eom(struct mw_session *s);
 void			 mw_session_abort(struct mw_session *s);
 
+/*
+ * For mailwarden-check.  Explain: keep the evidence checks note (DNS
+ * answers used, records, the mechanism that matched) and every action
+ * they take; read with mw_session_notes() -- the list only grows during
+ * the session.  Read-only: checks that keep state (greylisting) look
+ * but record nothing.  Call right after mw_session_new().
+ */
+void	mw_session_set_explain(struct mw_session *s, int on);
+void	mw_session_set_read_only(struct mw_session *s, int on);
+
+enum mw_note_kind {
+	MW_NOTE_EVIDENCE = 0,	/* mw_session_note() of a module */
+	MW_NOTE_ACTION,		/* a check result's configured action */
+	MW_NOTE_REFUSE		/* an immediate answer (size cap, greylist) */
+};
+
+struct mw_note {
+	enum mw_note_kind	 kind;
+	const char		*module;	/* "spf", or "session" */
+	const char		*phase;		/* "connect" ... "eom" */
+	struct mw_action	 action;	/* MW_NOTE_ACTION */
+	struct mw_verdict	 verdict;	/* actions: code, xcode, text */
+	const char		*text;		/* evidence, one line */
+};
+
+size_t	mw_session_notes(const struct mw_session *s,
+	    const struct mw_note **v);
+
 /* Header changes decided at end of message, in the order to apply. */
 size_t	mw_session_changes(const struct mw_session *s,
 	    const struct mw_hdr_change **v);
+/*
+ * The hold reason for the last message when a check (DMARC p=quarantine)
+ * asks for it, else NULL: the milter calls smfi_quarantine(ctx, reason).
+ */
+const char *mw_session_quarantine(const struct mw_session *s);
 /* The Authentication-Results value of the last message (tests, -check). */
 const char *mw_session_authres(const struct mw_session *s);
 

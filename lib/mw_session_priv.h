@@ -114,11 +114,24 @@ struct mw_session {
 
 	/* output */
 	char			*authres;	/* last A-R value */
+	char			*quarantine;	/* hold reason (smfi_quarantine) */
 	struct mw_hdr_list	 changes;
 	struct mw_buf		 results_summary;
 
 	/* results checks share (see struct mw_shared_results) */
 	struct mw_shared_results res;
+
+	/* mailwarden-check (mw_session_set_explain, _set_read_only) */
+	int			 explain;	/* keep mw_session_note()s */
+	/*
+	 * read_only: a test transaction.  Checks that keep state look it
+	 * up but store nothing (greylisting: report what the triplet would
+	 * get, never create or pass it).
+	 */
+	int			 read_only;
+	const char		*running;	/* module whose hook runs */
+	struct mw_note		*notes;
+	size_t			 n_notes;
 
 	void			*state[MW_MAX_MODULES];
 	void			*global[MW_MAX_MODULES];
@@ -136,6 +149,40 @@ void	mw_session_refuse(struct mw_session *s, enum mw_verdict_kind kind,
 /* A header for the delivered message (Received-SPF, ...), at end of message. */
 void	mw_session_add_header(struct mw_session *s, const char *name,
 	    const char *value);
+/* A header for the top of the delivered message (DKIM-Signature). */
+void	mw_session_insert_header(struct mw_session *s, const char *name,
+	    const char *value);
+/*
+ * 1 if the recipient (without <>) is one of [policy] exempt_recipients,
+ * for checks that answer per RCPT with mw_session_refuse (greylisting).
+ */
+int	mw_session_rcpt_is_exempt(const struct mw_session *s,
+	    const char *rcpt);
+/*
+ * Evidence for `mailwarden-check` (explain mode): what a check looked at
+ * and why it decided as it did -- the DNS answers it used, the record,
+ * the mechanism that matched, the signature that failed.  One line per
+ * call, in plain words; the tool prints them under the SMTP phase they
+ * were noted in.  Kept only when the session explains (s->explain, set
+ * by the tool): otherwise a no-op costing one test, so modules call it
+ * freely.  Text is cleaned of control characters and bounded.
+ *	mw_session_note(s, "spf", "record %s: \"%s\"", domain, txt);
+ *	mw_session_note(s, "spf", "matched %s -> %s", mech, result);
+ *	mw_session_note_dns(s, "iprev", answer);
+ *	  -> "PTR 1.2.0.192.in-addr.arpa: mx.example.org"
+ * Actions (mw_session_act, mw_session_refuse) are noted by the session
+ * itself, with the module whose hook made them.
+ */
+void	mw_session_note(struct mw_session *s, const char *module,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void	mw_session_note_dns(struct mw_session *s, const char *module,
+	    const struct mw_dns_answer *a);
+/*
+ * Ask the MTA to hold the message (milter smfi_quarantine: Postfix's hold
+ * queue) with this reason, at end of message.  Dry run: noted instead.
+ */
+void	mw_session_set_quarantine(struct mw_session *s, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
 /* The module's shared handle from global_new, by module index. */
 void	*mw_session_global(struct mw_session *s, int module_index);
 

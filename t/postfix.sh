@@ -17,7 +17,7 @@ trusted_networks = 10.0.0.0/8
 nameservers = 127.0.0.1:@NSD_PORT@
 timeout_ms = 500
 EOF2
-start_nsd example.test.zone 2.0.192.in-addr.arpa.zone
+start_nsd example.test.zone 2.0.192.in-addr.arpa.zone sender.test.zone 100.51.198.in-addr.arpa.zone
 start_daemon "$LAB/mw.ini"
 start_postfix "inet:127.0.0.1:$MILTER_PORT"
 # Let the 25 MB cap be ours, not Postfix's (its default is 10 MB).

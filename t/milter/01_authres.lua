@@ -4,11 +4,12 @@
 dofile(os.getenv("T_MILTER") .. "/common.lua")
 run(function()
 	local conn = open_conn()
-	expect(mt.mailfrom(conn, "<a@example.org>") == nil, "mail")
+	expect(mt.mailfrom(conn, "<a@sender.test>") == nil, "mail")
 	expect_reply(conn, SMFIR_CONTINUE, "mail")
 	expect(mt.rcptto(conn, "<b@example.net>") == nil, "rcpt")
 	expect_reply(conn, SMFIR_CONTINUE, "rcpt")
 	expect(mt.data(conn) == nil, "data")
+	mt.header(conn, "From", " <a@sender.test>")
 	mt.header(conn, "Authentication-Results", " mx.test; spf=pass")
 	mt.header(conn, "Authentication-Results", " other.example; dkim=pass")
 	mt.header(conn, "Authentication-Results", " (x) MX.TEST; dkim=pass")
@@ -17,8 +18,13 @@ run(function()
 	mt.bodystring(conn, "hello\r\n")
 	expect(mt.eom(conn) == nil, "eom")
 	expect_reply(conn, SMFIR_CONTINUE, "eom")
-	expect(mt.eom_check(conn, MT_HDRINSERT, "Authentication-Results",
-	    " mx.test; none", 0), "A-R inserted at index 0")
+	expect(mt.eom_check(conn, MT_HDRINSERT, "Authentication-Results"),
+	    "A-R inserted")
+	local ar = mt.getheader(conn, "Authentication-Results", 0)
+	expect(ar ~= nil and string.find(ar, "^ mx.test;") ~= nil,
+	    "our A-R starts with our authserv-id: " .. tostring(ar))
+	expect(string.find(ar, "iprev=pass", 1, true) ~= nil,
+	    "A-R has iprev=pass: " .. tostring(ar))
 	expect(mt.eom_check(conn, MT_HDRDELETE, "Authentication-Results"),
 	    "forged A-R deleted")
 	mt.disconnect(conn)

@@ -4,9 +4,10 @@
 dofile(os.getenv("T_MILTER") .. "/common.lua")
 run(function()
 	local conn = open_conn()
-	mt.mailfrom(conn, "<a@example.org>")
+	mt.mailfrom(conn, "<a@sender.test>")
 	mt.rcptto(conn, "<b@example.net>")
 	mt.data(conn)
+	mt.header(conn, "From", " <a@sender.test>")
 	mt.header(conn, "X-Long", " " .. string.rep("y", 900))
 	expect_reply(conn, SMFIR_CONTINUE, "long header accepted")
 	mt.header(conn, "X-Ctl", " a\1b\127c")
@@ -20,9 +21,10 @@ run(function()
 	    "A-R added")
 
 	-- second message on the same connection: 10,000 fields -> 552
-	mt.mailfrom(conn, "<a@example.org>")
+	mt.mailfrom(conn, "<a@sender.test>")
 	mt.rcptto(conn, "<b@example.net>")
 	mt.data(conn)
+	mt.header(conn, "From", " <a@sender.test>")
 	local refused = false
 	for i = 1, 10000 do
 		mt.header(conn, "X-N", " " .. i)

@@ -25,10 +25,10 @@ function open_conn(ip, name, helo)
 	expect(conn ~= nil, "connection to the filter at " .. SOCK)
 	local err = mt.negotiate(conn, nil, nil, nil)
 	expect(err == nil, "negotiation: " .. tostring(err))
-	expect(mt.conninfo(conn, name or "mail.example.org", ip or "192.0.2.1") == nil,
+	expect(mt.conninfo(conn, name or "mx.example.test", ip or "192.0.2.10") == nil,
 	    "conninfo")
 	expect_reply(conn, SMFIR_CONTINUE, "connect")
-	expect(mt.helo(conn, helo or "mail.example.org") == nil, "helo")
+	expect(mt.helo(conn, helo or "mx.example.test") == nil, "helo")
 	expect_reply(conn, SMFIR_CONTINUE, "helo")
 	return conn
 end

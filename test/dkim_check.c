@@ -1,0 +1,424 @@
+/*
+ * dkim_check -- feed whole message files through the session library the
+ * way the milter would, for test/dkim_corpus.sh and bench/.
+ *
+ *	dkim_check CONFIG verify FILE...
+ *		one line per file: "FILE<TAB>RESULTS<TAB>A-R", RESULTS the
+ *		dkim= results in signature order, comma separated ("none" if
+ *		unsigned), A-R our Authentication-Results on one line
+ *	dkim_check CONFIG sign FILE
+ *		the message as a trusted client (127.0.0.1) would have it
+ *		delivered: our DKIM-Signature fields on top, then FILE
+ *	dkim_check CONFIG checkkeys
+ *		what `mailwarden -t` says about the signing keys
+ *	dkim_check CONFIG threads N ROUNDS FILE...
+ *		N threads, each verifying every FILE ROUNDS times in its own
+ *		session; fails if any result differs from a first serial run
+ *
+ * A file is split into header fields and body as an MTA would: each
+ * field's value is what follows the colon, leading white space kept,
+ * folded lines joined with bare LF (as Postfix hands them to milters),
+ * and the body goes with CRLF line ends, in 64 kB chunks.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mw_config.h"
+#include "mw_dkim.h"
+#include "mw_log.h"
+#include "mw_session.h"
+
+#define CHUNK	65536
+
+struct msg {
+	char		**names;
+	char		**values;
+	size_t		  n;
+	unsigned char	 *body;		/* CRLF line ends */
+	size_t		  bodylen;
+};
+
+static void
+die(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "dkim_check: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static char *
+slurp(const char *path, size_t *lenp)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, r;
+
+	if (fp == NULL)
+		die("cannot open %s", path);
+	for (;;) {
+		if (cap - len < CHUNK) {
+			cap = cap * 2 + CHUNK;
+			if ((buf = realloc(buf, cap + 1)) == NULL)
+				die("out of memory reading %s", path);
+		}
+		if ((r = fread(buf + len, 1, cap - len, fp)) == 0)
+			break;
+		len += r;
+	}
+	fclose(fp);
+	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
+
+static void
+add_field(struct msg *m, const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	size_t i, o;
+	char *v;
+
+	/* A line that is no field (an mbox "From " line): the MTA drops it. */
+	if (colon == NULL || colon == line)
+		return;
+	m->names = realloc(m->names, (m->n + 1) * sizeof(char *));
+	m->values = realloc(m->values, (m->n + 1) * sizeof(char *));
+	if (m->names == NULL || m->values == NULL ||
+	    (m->names[m->n] = strndup(line, (size_t)(colon - line))) == NULL ||
+	    (v = malloc(len + 1)) == NULL)
+		die("out of memory%s", "");
+	/* Folds as bare LF, like Postfix; CRs of CRLF dropped. */
+	for (i = (size_t)(colon - line) + 1, o = 0; i < len; i++)
+		if (!(line[i] == '\r' && i + 1 < len && line[i + 1] == '\n'))
+			v[o++] = line[i];
+	v[o] = '\0';
+	m->values[m->n++] = v;
+}
+
+static void
+parse_message(const char *path, struct msg *m)
+{
+	size_t len, i = 0, start, o;
+	char *buf = slurp(path, &len);
+
+	memset(m, 0, sizeof(*m));
+	/* Header: fields, each with its continuation lines. */
+	while (i < len) {
+		size_t eol;
+
+		if (buf[i] == '\n' || (buf[i] == '\r' && i + 1 < len &&
+		    buf[i + 1] == '\n')) {
+			i += buf[i] == '\r' ? 2 : 1;
+			break;
+		}
+		start = i;
+		for (;;) {
+			while (i < len && buf[i] != '\n')
+				i++;
+			eol = i;
+			if (i < len)
+				i++;
+			if (i >= len || (buf[i] != ' ' && buf[i] != '\t'))
+				break;
+		}
+		if (eol > start && buf[eol - 1] == '\r')
+			eol--;
+		add_field(m, buf + start, eol - start);
+	}
+	/* Body: bare LF becomes CRLF, as SMTP would carry it. */
+	if ((m->body = malloc((len - i) * 2 + 1)) == NULL)
+		die("out of memory%s", "");
+	for (o = 0; i < len; i++) {
+		if (buf[i] == '\n' && (o == 0 || m->body[o - 1] != '\r'))
+			m->body[o++] = '\r';
+		m->body[o++] = (unsigned char)buf[i];
+	}
+	m->bodylen = o;
+	free(buf);
+}
+
+static void
+free_message(struct msg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		free(m->names[i]);
+		free(m->values[i]);
+	}
+	free(m->names);
+	free(m->values);
+	free(m->body);
+}
+
+/* Run one message through a session; 0 if it got to the end of data. */
+static int
+run_message(struct mw_session *s, const struct msg *m, const char *ip)
+{
+	const struct mw_verdict *v;
+	size_t i;
+
+	if (mw_session_connect(s, ip, "client.example", 25)->kind ==
+	    MW_REJECT)
+		return -1;
+	(void)mw_session_helo(s, "client.example");
+	(void)mw_session_mail(s, "<sender@example.org>", NULL, 0);
+	if (mw_session_rcpt(s, "<rcpt@example.net>", NULL, 0)->kind ==
+	    MW_REJECT)
+		return -1;
+	for (i = 0; i < m->n; i++)
+		(void)mw_session_header(s, m->names[i], m->values[i]);
+	(void)mw_session_eoh(s);
+	for (i = 0; i < m->bodylen; i += CHUNK)
+		(void)mw_session_body(s, m->body + i, m->bodylen - i < CHUNK ?
+		    m->bodylen - i : CHUNK);
+	v = mw_session_eom(s);
+	return v->kind == MW_REJECT || v->kind == MW_TEMPFAIL ? 1 : 0;
+}
+
+/*
+ * The dkim= results of an A-R value, in order: the method=result word
+ * that starts each resinfo (resinfos are split at ';' outside quoted
+ * strings and comments).
+ */
+static void
+dkim_results(const char *ar, char *out, size_t outlen)
+{
+	const char *p = ar;
+	int depth = 0, quoted = 0, first = 1, start = 0;
+
+	out[0] = '\0';
+	for (; *p != '\0'; p++) {
+		if (quoted) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '"')
+				quoted = 0;
+			continue;
+		}
+		if (depth > 0) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')')
+				depth--;
+			continue;
+		}
+		if (*p == '"')
+			quoted = 1;
+		else if (*p == '(')
+			depth = 1;
+		else if (*p == ';')
+			start = 1;
+		else if (start && !isspace((unsigned char)*p)) {
+			start = 0;
+			if (strncasecmp(p, "dkim=", 5) == 0) {
+				size_t n = strcspn(p + 5, " \t\r\n;");
+				size_t l = strlen(out);
+
+				snprintf(out + l, outlen - l, "%s%.*s",
+				    first ? "" : ",", (int)n, p + 5);
+				first = 0;
+			}
+		}
+	}
+	if (out[0] == '\0')
+		snprintf(out, outlen, "-");
+}
+
+static void
+one_line(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 1 < outlen; in++)
+		out[o++] = (*in == '\n' || *in == '\t') ? ' ' : *in;
+	out[o] = '\0';
+}
+
+static int
+verify_file(struct mw_ctx *ctx, const char *path, char *res, size_t reslen,
+    char *arline, size_t arlen)
+{
+	struct mw_session *s = mw_session_new(ctx);
+	struct msg m;
+	const char *ar;
+
+	if (s == NULL)
+		die("out of memory%s", "");
+	parse_message(path, &m);
+	if (run_message(s, &m, "192.0.2.1") == -1) {
+		snprintf(res, reslen, "refused");
+		arline[0] = '\0';
+	} else {
+		ar = mw_session_authres(s);
+		dkim_results(ar != NULL ? ar : "", res, reslen);
+		one_line(ar != NULL ? ar : "", arline, arlen);
+	}
+	free_message(&m);
+	mw_session_free(s);
+	return 0;
+}
+
+static int
+do_verify(struct mw_ctx *ctx, int argc, char **argv)
+{
+	char res[512], ar[8192];
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		verify_file(ctx, argv[i], res, sizeof(res), ar, sizeof(ar));
+		printf("%s\t%s\t%s\n", argv[i], res, ar);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int
+do_sign(struct mw_ctx *ctx, const char *path)
+{
+	struct mw_session *s = mw_session_new(ctx);
+	const struct mw_hdr_change *c;
+	struct msg m;
+	size_t i, n, len;
+	char *raw;
+
+	parse_message(path, &m);
+	if (run_message(s, &m, "127.0.0.1") != 0)
+		die("%s: refused", path);
+	/* Each was inserted at the top: the last one ends up first. */
+	n = mw_session_changes(s, &c);
+	for (i = n; i-- > 0; ) {
+		const char *v;
+
+		if (c[i].op != MW_HDR_INSERT ||
+		    strcmp(c[i].name, "DKIM-Signature") != 0)
+			continue;
+		/* As the milter gives it to the MTA: leading space, CRLF. */
+		printf("%s: ", c[i].name);
+		for (v = c[i].value; *v != '\0'; v++)
+			if (*v == '\n')
+				fputs("\r\n", stdout);
+			else
+				putchar(*v);
+		fputs("\r\n", stdout);
+	}
+	raw = slurp(path, &len);
+	fwrite(raw, 1, len, stdout);
+	free(raw);
+	free_message(&m);
+	mw_session_free(s);
+	return 0;
+}
+
+struct job {
+	struct mw_ctx	 *ctx;
+	char		**files;
+	char		**expect;
+	int		  nfiles;
+	int		  rounds;
+	int		  errors;
+};
+
+static void *
+thread_main(void *arg)
+{
+	struct job *j = arg;
+	char res[512], ar[8192];
+	int r, i;
+
+	for (r = 0; r < j->rounds; r++)
+		for (i = 0; i < j->nfiles; i++) {
+			verify_file(j->ctx, j->files[i], res, sizeof(res), ar,
+			    sizeof(ar));
+			if (strcmp(res, j->expect[i]) != 0) {
+				fprintf(stderr, "%s: %s, serially %s\n",
+				    j->files[i], res, j->expect[i]);
+				j->errors++;
+			}
+		}
+	return NULL;
+}
+
+static int
+do_threads(struct mw_ctx *ctx, int nthreads, int rounds, int argc,
+    char **argv)
+{
+	pthread_t tid[64];
+	struct job jobs[64];
+	char **expect, res[512], ar[8192];
+	int i, errors = 0;
+
+	if (nthreads < 1 || nthreads > 64)
+		die("1 to 64 threads, not %s", "that");
+	if ((expect = calloc((size_t)argc, sizeof(char *))) == NULL)
+		die("out of memory%s", "");
+	for (i = 0; i < argc; i++) {
+		verify_file(ctx, argv[i], res, sizeof(res), ar, sizeof(ar));
+		expect[i] = strdup(res);
+	}
+	for (i = 0; i < nthreads; i++) {
+		jobs[i] = (struct job){ ctx, argv, expect, argc, rounds, 0 };
+		if (pthread_create(&tid[i], NULL, thread_main, &jobs[i]) != 0)
+			die("pthread_create failed%s", "");
+	}
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(tid[i], NULL);
+		errors += jobs[i].errors;
+	}
+	printf("%d threads x %d rounds x %d messages: %d differences\n",
+	    nthreads, rounds, argc, errors);
+	for (i = 0; i < argc; i++)
+		free(expect[i]);
+	free(expect);
+	return errors == 0 ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct mw_config *cfg;
+	struct mw_ctx *ctx;
+	char err[1024];
+	int ret = 2;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: dkim_check CONFIG verify FILE...\n"
+		    "       dkim_check CONFIG sign FILE\n"
+		    "       dkim_check CONFIG checkkeys\n"
+		    "       dkim_check CONFIG threads N ROUNDS FILE...\n");
+		return 2;
+	}
+	mw_log_open("dkim_check", 0, getenv("MW_DEBUG") ? LOG_DEBUG : LOG_ERR,
+	    1);
+	if (mw_config_load(argv[1], &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "dkim_check: %s\n", err);
+		return 3;
+	}
+	if (mw_ctx_new(cfg, &ctx, err, sizeof(err)) == -1) {
+		fprintf(stderr, "dkim_check: %s\n", err);
+		return 3;
+	}
+	if (strcmp(argv[2], "verify") == 0)
+		ret = do_verify(ctx, argc - 3, argv + 3);
+	else if (strcmp(argv[2], "sign") == 0 && argc == 4)
+		ret = do_sign(ctx, argv[3]);
+	else if (strcmp(argv[2], "checkkeys") == 0)
+		ret = mw_dkim_check_keys(ctx, stdout) == 0 ? 0 : 1;
+	else if (strcmp(argv[2], "threads") == 0 && argc >= 6)
+		ret = do_threads(ctx, atoi(argv[3]), atoi(argv[4]), argc - 5,
+		    argv + 5);
+	else
+		fprintf(stderr, "dkim_check: unknown command %s\n", argv[2]);
+	mw_ctx_unref(ctx);
+	return ret;
+}
