@@ -59,6 +59,7 @@ sizes = env("BENCH_SIZES", "4k 100k").split()
 
 # ---------------------------------------------------------- throughput --
 runs = {}       # (cfg, size) -> [rates]; None for a failed run
+cpu = {}        # (cfg, size) -> [milter CPU ms per message]
 for l in read(os.path.join(OUT, "tp.txt")).splitlines():
     f = l.split()
     if len(f) < 4:
@@ -66,6 +67,13 @@ for l in read(os.path.join(OUT, "tp.txt")).splitlines():
     cfg, size, _rep, rate = f[:4]
     runs.setdefault((cfg, size), []).append(None if rate == "FAIL"
                                             else float(rate))
+    if len(f) >= 6 and f[5] != "-" and rate != "FAIL":
+        cpu.setdefault((cfg, size), []).append(float(f[5]))
+
+
+def cpu_median(cfg, size):
+    v = cpu.get((cfg, size))
+    return statistics.median(v) if v else None
 
 
 def median(cfg, size):
@@ -192,6 +200,30 @@ for cfg in configs:
             csvrow("throughput_run", cfg, socket_of(cfg), s,
                    env("BENCH_SESSIONS"), "msgs_per_s_round%d" % (i + 1),
                    "FAIL" if r is None else r, "msg/s")
+    w(line)
+w("")
+w("CPU time the milter itself spent per message in the same runs (user + "
+  "system, all its threads and processes; ms, median).  Less disturbed "
+  "than msg/s by other work on the machine:")
+w("")
+head = "| milter | socket |"
+sep = "|---|---|"
+for s_ in sizes:
+    head += " %s CPU ms/msg | x no-op |" % s_
+    sep += "---:|---:|"
+w(head)
+w(sep)
+for cfg in configs:
+    if cfg == "none":
+        continue
+    line = "| %s | %s |" % (LABEL.get(cfg, cfg), socket_of(cfg))
+    for s_ in sizes:
+        c = cpu_median(cfg, s_)
+        line += " %s | %s |" % (fmt(c, 3), fmt_ratio(ratio(
+            c, cpu_median("noop-" + socket_of(cfg), s_))))
+        csvrow("cpu", cfg, socket_of(cfg), s_, env("BENCH_SESSIONS"),
+               "milter_cpu_ms_per_msg", None if c is None else round(c, 3),
+               "ms")
     w(line)
 failed = [k for k, v in runs.items() if any(x is None for x in v)]
 if failed:

@@ -78,12 +78,19 @@ if [ "$BENCH_NETNS" = 1 ] && [ -z "${BENCH_IN_NETNS:-}" ]; then
 		resolv=$(mktemp /tmp/mwbench-resolv.XXXXXX)
 		printf 'nameserver 127.0.0.1\noptions attempts:1 timeout:2\n' > "$resolv"
 		chmod 0644 "$resolv"
+		# A private /tmp too (unless the lab is to be kept for a
+		# look): the lab directory lives there, out of reach of
+		# anything on the machine that sweeps /tmp/mwlab.* meanwhile.
+		private_tmp=1
+		[ -n "${MW_KEEP_LAB:-}" ] && [ "${MW_KEEP_LAB:-0}" != 0 ] && private_tmp=0
 		exec unshare -n -m --propagation private \
-		    env BENCH_IN_NETNS=1 BENCH_RESOLV="$resolv" \
+		    env BENCH_IN_NETNS=1 BENCH_RESOLV="$resolv" BENCH_PRIVATE_TMP=$private_tmp \
 		    bash -c 'ip link set lo up &&
 			ip addr add 192.0.2.25/32 dev lo &&
 			mount --bind "$BENCH_RESOLV" /etc/resolv.conf &&
 			rm -f "$BENCH_RESOLV" &&
+			{ [ "$BENCH_PRIVATE_TMP" = 0 ] ||
+			  mount -t tmpfs -o size=8g,mode=1777 bench-tmp /tmp; } &&
 			exec bash "$0" "$@"' "$0" "$@"
 	fi
 	echo "bench: cannot make a network namespace (unshare -n -m): running" \
@@ -484,6 +491,21 @@ vm() {	# vm FIELD PID...: sum of /proc/PID/status FIELD (kB)
 	done
 	echo "$s"
 }
+cpu_ticks() {	# cpu_ticks PID...: user + system CPU time so far, in clock ticks
+	local p s=0 v
+	for p in "$@"; do
+		v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null)
+		s=$((s + ${v:-0}))
+	done
+	echo "$s"
+}
+CLK_TCK=$(getconf CLK_TCK)
+cfg_pids() {	# cfg_pids CONFIG: the milter processes of a configuration, now
+	case $1 in
+		rspamd-*) tree_pids "$(lab_pid rspamd)" ;;
+		*) echo ${PIDS[$1]:-} ;;
+	esac
+}
 vmmax() {	# vmmax FIELD PID...: the largest of them
 	local f=$1 p m=0 v; shift
 	for p in "$@"; do
@@ -535,13 +557,20 @@ for ((rep = 1; rep <= BENCH_REPEAT; rep++)); do
 			use_milters "$c"
 			# warm up: processes forked, caches filled
 			smtp_load "$LAB/msg-$size.eml" 40 "$BENCH_SESSIONS" rcpt@sink.test >/dev/null 2>&1
+			pids=$(cfg_pids "$c")
+			t0=$(cpu_ticks $pids)
 			if secs=$(smtp_load "$LAB/msg-$size.eml" "$BENCH_MSGS" "$BENCH_SESSIONS" rcpt@sink.test); then
 				rate=$(awk -v n="$BENCH_MSGS" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')
 			else
 				rate=FAIL
 			fi
-			echo "$c $size $rep $rate $secs" >> "$OUT/tp.txt"
-			say "  $c $size #$rep: $rate msg/s"
+			# CPU the milter spent per message: much less
+			# sensitive than msg/s to other work on the machine
+			cpu=-
+			[ -n "$pids" ] && cpu=$(awk -v a="$t0" -v b="$(cpu_ticks $pids)" \
+			    -v hz="$CLK_TCK" -v n="$BENCH_MSGS" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')
+			echo "$c $size $rep $rate $secs $cpu" >> "$OUT/tp.txt"
+			say "  $c $size #$rep: $rate msg/s, milter CPU $cpu ms/msg"
 		done
 	done
 done

@@ -955,14 +955,10 @@ dkim_global_free(void *vg)
 	free(g);
 }
 
-static int module_index = -1;
-
 static struct dkim_global *
 global_of(struct mw_session *s)
 {
-	if (module_index < 0)
-		module_index = mw_module_index("dkim");
-	return mw_session_global(s, module_index);
+	return mw_session_global(s, mw_module_index("dkim"));
 }
 
 static const char *
@@ -1148,10 +1144,15 @@ dkim_on_eom(struct mw_session *s, void *vst)
 		    "%ld not checked", msg_id(s), st->n_unchecked,
 		    g->cfg->max_signatures);
 	st->done = 1;
+	/* For DMARC: d= in lowercase, as alignment compares it. */
 	for (i = 0; i < st->n_res && i < MW_MAX_DKIM_RESULTS; i++) {
+		char *p;
+
 		s->res.dkim[i].result = st->res[i].result;
 		snprintf(s->res.dkim[i].domain, sizeof(s->res.dkim[i].domain),
 		    "%s", st->res[i].domain);
+		for (p = s->res.dkim[i].domain; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
 		snprintf(s->res.dkim[i].selector,
 		    sizeof(s->res.dkim[i].selector), "%s",
 		    st->res[i].selector);

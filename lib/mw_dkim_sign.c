@@ -831,7 +831,7 @@ ed_finish(DKIM_LIB *lib, const struct mw_dkim_cfg *c,
     DKIM *body, char **out, char *err, size_t errlen)
 {
 	unsigned char *hh, *bh, sigbuf[64];
-	size_t hhlen, bhlen, siglen = sizeof(sigbuf), vlen;
+	size_t hhlen, bhlen, siglen = sizeof(sigbuf), vlen, flen;
 	char bh64[64], b64[100], hlist[4096], *value = NULL, *field = NULL;
 	EVP_MD_CTX *md = NULL;
 	DKIM *hd = NULL;
@@ -850,8 +850,7 @@ ed_finish(DKIM_LIB *lib, const struct mw_dkim_cfg *c,
 		return -1;
 	}
 	vlen = strlen(hlist) + strlen(k->domain) + strlen(k->selector) + 400;
-	if ((value = malloc(vlen)) == NULL || (field = malloc(vlen + 32)) ==
-	    NULL) {
+	if ((value = malloc(vlen)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto done;
 	}
@@ -865,13 +864,14 @@ ed_finish(DKIM_LIB *lib, const struct mw_dkim_cfg *c,
 	 * and the value); the b= value is taken out of the hash anyway.
 	 */
 	{
-		char *t = mw_dkim_field("DKIM-Signature", value, NULL);
+		char *t = mw_dkim_field("DKIM-Signature", value, &flen);
 
-		if (t == NULL) {
+		if (t == NULL || (field = malloc(flen + 8)) == NULL) {
+			free(t);
 			snprintf(err, errlen, "out of memory");
 			goto done;
 		}
-		snprintf(field, vlen + 32, "DKIM-Signature: %sAAAA",
+		snprintf(field, flen + 8, "DKIM-Signature: %sAAAA",
 		    t + sizeof("DKIM-Signature:") - 1);
 		free(t);
 	}

@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +371,7 @@ struct dmarc_domain {
 struct dmarc_state {
 	int			 n_from;	/* From fields seen */
 	const char		*from_error;	/* NULL: From parsed */
+	char			 from_why[128];	/* from_error's text */
 	size_t			 n_mailboxes;
 	size_t			 n_domains;
 	struct dmarc_domain	 d[DMARC_MAX_DOMAINS];
@@ -469,7 +471,7 @@ tokenize(const char *v, struct from_parse *fp)
 				p++;
 			} while (depth > 0 && *p != '\0');
 			if (depth > 0) {
-				fp->why = "unterminated comment";
+				fp->why = "an unterminated comment";
 				return -1;
 			}
 			continue;
@@ -488,8 +490,8 @@ tokenize(const char *v, struct from_parse *fp)
 				if (*p == '\\' && p[1] != '\0')
 					p++;
 			if (*p == '\0') {
-				fp->why = c == '"' ? "unterminated quoted "
-				    "string" : "unterminated domain literal";
+				fp->why = c == '"' ? "an unterminated quoted "
+				    "string" : "an unterminated domain literal";
 				return -1;
 			}
 			p++;
@@ -741,8 +743,9 @@ parse_from(struct dmarc_state *st, const char *value)
 fail:
 	free(fp.t);
 	st->n_domains = 0;
-	/* The reasons are string constants: keep the pointer. */
-	st->from_error = why;
+	snprintf(st->from_why, sizeof(st->from_why), "unreadable From header "
+	    "field: %s", why != NULL ? why : "?");
+	st->from_error = st->from_why;
 	return -1;
 }
 
@@ -786,7 +789,6 @@ submit_lookups(struct mw_session *s, struct dmarc_state *st)
 	for (i = 0; i < st->n_domains; i++) {
 		struct dmarc_domain *d = &st->d[i];
 
-		org_domain(d->domain, d->org, sizeof(d->org));
 		snprintf(name, sizeof(name), "_dmarc.%s", d->domain);
 		d->q_from = mw_dns_submit(s->dns, name, MW_DNS_TXT);
 		/*
@@ -806,13 +808,18 @@ dmarc_on_header(struct mw_session *s, void *vst, const char *name,
     const char *value)
 {
 	struct dmarc_state *st = vst;
+	size_t i;
 
 	if (strcasecmp(name, "From") != 0 || !cfg_of(s)->enabled)
 		return;
 	if (++st->n_from > 1)
 		return;
-	if (parse_from(st, value) == 0)
-		submit_lookups(s, st);
+	if (parse_from(st, value) == -1)
+		return;		/* permerror at end of message */
+	for (i = 0; i < st->n_domains; i++)
+		org_domain(st->d[i].domain, st->d[i].org,
+		    sizeof(st->d[i].org));
+	submit_lookups(s, st);
 }
 
 /*
@@ -986,9 +993,10 @@ apply_record(struct mw_session *s, struct dmarc_domain *d, const char *rec,
 		 * names somewhere to report to, else no DMARC at all.
 		 */
 		char *rua = fetch_list(pctx);
+		int has_rua = rua != NULL;
 
 		free(rua);
-		if (rua == NULL) {
+		if (!has_rua) {
 			d->result = DR_NONE;
 			snprintf(d->why, sizeof(d->why), "DMARC record at %s "
 			    "has no p= and no rua=", where);
@@ -1067,19 +1075,26 @@ apply_record(struct mw_session *s, struct dmarc_domain *d, const char *rec,
 	 * sender's retry may well pass, a 5xx would be final.
 	 */
 	if (d->result == DR_FAIL) {
-		int temp = spf_d != NULL && spf_r == MW_AUTH_TEMPERROR &&
-		    aligned(d->domain, spf_d, d->aspf);
+		const char *temp = NULL, *what = NULL;
 
+		if (spf_d != NULL && spf_r == MW_AUTH_TEMPERROR &&
+		    aligned(d->domain, spf_d, d->aspf)) {
+			temp = spf_d;
+			what = "SPF";
+		}
 		for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS; i++)
-			if (s->res.dkim[i].result == MW_AUTH_TEMPERROR &&
+			if (temp == NULL &&
+			    s->res.dkim[i].result == MW_AUTH_TEMPERROR &&
 			    s->res.dkim[i].domain[0] != '\0' &&
 			    aligned(d->domain, s->res.dkim[i].domain,
-			    d->adkim))
-				temp = 1;
-		if (temp) {
+			    d->adkim)) {
+				temp = s->res.dkim[i].domain;
+				what = "DKIM";
+			}
+		if (temp != NULL) {
 			d->result = DR_TEMPERROR;
-			snprintf(d->why, sizeof(d->why), "an aligned SPF or "
-			    "DKIM result is a temporary error");
+			snprintf(d->why, sizeof(d->why), "%s for %s: temporary "
+			    "error", what, temp);
 		}
 	}
 	goto out;
@@ -1222,16 +1237,20 @@ apply_disp(struct mw_session *s, const struct disp_action *da,
 	return "none";
 }
 
-static void
-note_add(struct dmarc_state *st, const char *fmt, const char *arg)
+/* Append "; text" to the reason shown after dis= (and in the history). */
+static void __attribute__((format(printf, 2, 3)))
+note_add(struct dmarc_state *st, const char *fmt, ...)
 {
 	size_t n = strlen(st->note);
+	va_list ap;
 
 	if (n > 0 && n + 2 < sizeof(st->note)) {
 		memcpy(st->note + n, "; ", 3);
 		n += 2;
 	}
-	snprintf(st->note + n, sizeof(st->note) - n, fmt, arg);
+	va_start(ap, fmt);
+	vsnprintf(st->note + n, sizeof(st->note) - n, fmt, ap);
+	va_end(ap);
 }
 
 /* The configured consequence of the message's result. */
@@ -1243,7 +1262,6 @@ decide(struct mw_session *s, struct dmarc_state *st)
 	const struct disp_action *da;
 	const char *ov;
 	int policy;
-	char pct[16];
 
 	st->dis = "none";
 	switch (st->result) {
@@ -1258,7 +1276,7 @@ decide(struct mw_session *s, struct dmarc_state *st)
 	case DR_PERMERROR:
 		if (st->from_error != NULL)
 			mw_session_act(s, &c->bad_from_action, 550, "5.7.1",
-			    "Message rejected: %s (RFC 5322, DMARC)",
+			    "Message rejected: %s (DMARC)",
 			    st->from_error);
 		else
 			mw_session_act(s, &c->permerror_action, 550, "5.7.1",
@@ -1276,8 +1294,7 @@ decide(struct mw_session *s, struct dmarc_state *st)
 	    policy != DMARC_RECORD_P_NONE &&
 	    (int)arc4random_uniform(100) >= d->pct) {
 		/* RFC 7489 6.6.4: not sampled, the next policy down. */
-		snprintf(pct, sizeof(pct), "%d", d->pct);
-		note_add(st, "pct=%s: not sampled", pct);
+		note_add(st, "pct=%d: not sampled", d->pct);
 		policy = policy == DMARC_RECORD_P_REJECT ?
 		    DMARC_RECORD_P_QUARANTINE : DMARC_RECORD_P_NONE;
 	}
@@ -1287,12 +1304,12 @@ decide(struct mw_session *s, struct dmarc_state *st)
 	    &c->quarantine_action;
 	if (s->exempt_rcpt) {
 		/* The session will not refuse it: hold or mark it neither. */
-		note_add(st, "%s", "exempt recipient");
+		note_add(st, "exempt recipient");
 		return;
 	}
 	st->dis = apply_disp(s, da, d, pol_name(policy));
 	if (s->cfg->dry_run && strcmp(st->dis, "none") != 0)
-		note_add(st, "%s", "dry run");
+		note_add(st, "dry run");
 }
 
 /* ------------------------------------------------------------------ */

@@ -32,18 +32,28 @@
  *  - the record is handed to libspf2 rewritten: redirect= moved to the
  *    end (or dropped when the record has "all", 6.1), unknown modifiers
  *    dropped (they are ignored, 6), prefix lengths of /0, which libspf2
- *    cannot represent, carried out of band (see CIDR0_MARK);
+ *    cannot represent, carried out of band (see CIDR0_MARK_LEN);
  *  - processing limits (4.6.4), counted over the whole evaluation,
  *    includes too: 10 DNS-querying terms, 2 void lookups; at most 10 PTR
  *    names are looked at (the rest ignored, libspf2 would permerror);
  *    errors looking up a PTR name make it not match (5.5);
  *  - names over 253 octets are shortened from the left (7.3);
  *  - the explanation TXT record is used only if it is the only one and
- *    valid (6.2);
- *  - a time limit on one evaluation ([spf] max_time, 4.6.4).
+ *    valid (6.2), with its spaces written as "%_" (libspf2 garbles
+ *    literal spaces);
+ *  - a time limit on the checks of one MAIL FROM ([spf] max_time, 4.6.4).
  * When a limit is hit the layer answers every further lookup with
  * TRY_AGAIN so that libspf2 stops at once, and spf_evaluate() replaces
  * libspf2's result with the one the layer decided.
+ *
+ * Memory-safety bugs of libspf2 1.2.10 (Debian 1.2.10-7.2) that a record
+ * from the network reaches, and how we keep records away from them (see
+ * test/fuzz/): a stack buffer overflow in the macro compiler when a term
+ * or explanation is long and dense with macros (SPF_COMPILE_MAX); an int
+ * overflow on long transformer numbers (put_macro_string); a read before
+ * the buffer on a bare "a//64" (rewrite_record); the 8-bit overflow of
+ * URL-encoded macros, fixed in Debian's package but not in the 1.2.10
+ * tarball (the has_8bit guard).
  */
 #include "config.h"
 
@@ -101,7 +111,7 @@ struct spf_cfg {
 	bool			 check_helo;
 	bool			 received_spf;
 	enum reject_at		 reject_at;
-	long			 max_time;	/* seconds per evaluation */
+	long			 max_time;	/* seconds per MAIL FROM */
 };
 
 struct spf_global {
@@ -154,7 +164,7 @@ struct spf_eval {
 	struct mw_dns_batch	*dns;
 	int			 family;	/* of the client */
 	uint8_t			 addr[16];
-	const char		*local, *helo;	/* for the macro guard */
+	const char		*sender, *helo;	/* for the macro guard */
 	uint64_t		 deadline_ms;
 	int			 records;	/* SPF records fetched */
 	int			 terms;		/* DNS-querying terms so far */
@@ -800,6 +810,51 @@ put_macro_string(struct mw_buf *b, const char *s, size_t n, int exp_text)
 }
 
 /*
+ * How many bytes libspf2's compiler needs for a (normalised) macro-string:
+ * 4 per macro, 4 + the length rounded up to 4 per literal run (%- is
+ * three bytes, %% and %_ one).  Each domain-spec and the explanation text
+ * get a 511-byte buffer in libspf2; when fewer than 4 bytes are left at a
+ * macro, its "ds_avail = _avail - sizeof(SPF_data_t)" wraps around and
+ * the literal after it is copied past the end of a stack buffer (found
+ * by test/fuzz; libspf2 PR #44, CVE-2023-42118 area; Debian 1.2.10-7.2
+ * is affected).  We never hand libspf2 a string needing more than
+ * SPF_COMPILE_MAX.
+ */
+#define SPF_COMPILE_MAX		480
+
+static size_t
+libspf2_size(const char *s, size_t n)
+{
+	size_t i = 0, size = 0, run = 0;
+	int open = 0;
+
+	while (i < n) {
+		if (s[i] == '%' && i + 1 < n && s[i + 1] == '{') {
+			if (open)
+				size += 4 + ((run + 3) & ~(size_t)3);
+			open = 0;
+			run = 0;
+			size += 4;
+			while (i < n && s[i] != '}')
+				i++;
+			i++;
+			continue;
+		}
+		open = 1;
+		if (s[i] == '%' && i + 1 < n) {
+			run += s[i + 1] == '-' ? 3 : 1;
+			i += 2;
+		} else {
+			run++;
+			i++;
+		}
+	}
+	if (open)
+		size += 4 + ((run + 3) & ~(size_t)3);
+	return size;
+}
+
+/*
  * Write the record for libspf2 (see the comment at the top): mechanisms
  * in order with their prefix lengths for the client's family only,
  * redirect= last unless the record has "all", exp=, nothing else.
@@ -810,7 +865,8 @@ rewrite_record(const struct parsed *p, int family, const char *mark,
     char *out, size_t outlen)
 {
 	struct mw_buf b = MW_BUF_INIT(SPF_MAX_RECORD * 2);
-	int i, cidr, ok;
+	size_t start;
+	int i, cidr, ok, big = 0;
 
 	mw_buf_puts(&b, "v=spf1");
 	for (i = 0; i < p->n; i++) {
@@ -821,7 +877,10 @@ rewrite_record(const struct parsed *p, int family, const char *mark,
 			continue;
 		if (t->kind == TK_EXP) {
 			mw_buf_puts(&b, " exp=");
+			start = b.len;
 			put_macro_string(&b, t->arg, t->arglen, 0);
+			big |= libspf2_size(b.s + start, b.len - start) >
+			    SPF_COMPILE_MAX;
 			continue;
 		}
 		cidr = family == AF_INET ? t->cidr4 : t->cidr6;
@@ -851,6 +910,7 @@ rewrite_record(const struct parsed *p, int family, const char *mark,
 		default: name = "exists"; break;
 		}
 		mw_buf_printf(&b, " %.1s%s", t->qual ? &t->qual : "", name);
+		start = b.len + 1;	/* after the ":" */
 		if ((t->kind == TK_A || t->kind == TK_MX) && cidr == 0) {
 			size_t n = t->arglen;
 
@@ -863,6 +923,8 @@ rewrite_record(const struct parsed *p, int family, const char *mark,
 				mw_buf_puts(&b, mark);
 			} else
 				mw_buf_printf(&b, ":%%{d}%s", mark);
+			big |= libspf2_size(b.s + start, b.len - start) >
+			    SPF_COMPILE_MAX;
 			continue;
 		}
 		if (t->arg != NULL) {
@@ -876,6 +938,9 @@ rewrite_record(const struct parsed *p, int family, const char *mark,
 			 * spelled out means the same.
 			 */
 			mw_buf_puts(&b, ":%{d}");
+		if (b.len > start)
+			big |= libspf2_size(b.s + start, b.len - start) + 4 >
+			    SPF_COMPILE_MAX;
 		if ((t->kind == TK_A || t->kind == TK_MX) && cidr > 0) {
 			if (family == AF_INET)
 				mw_buf_printf(&b, "/%d", cidr);
@@ -885,14 +950,17 @@ rewrite_record(const struct parsed *p, int family, const char *mark,
 	}
 	if (p->redirect >= 0 && !p->has_all) {
 		mw_buf_puts(&b, " redirect=");
+		start = b.len;
 		put_macro_string(&b, p->t[p->redirect].arg,
 		    p->t[p->redirect].arglen, 0);
+		big |= libspf2_size(b.s + start, b.len - start) >
+		    SPF_COMPILE_MAX;
 	}
-	ok = !b.truncated && b.len < outlen;
+	ok = !b.truncated && b.len < outlen && !big;
 	if (ok)
 		memcpy(out, mw_buf_str(&b), b.len + 1);
 	mw_buf_free(&b);
-	return ok ? 0 : -1;
+	return ok ? 0 : big ? -2 : -1;
 }
 
 /* Does s hold a byte outside printable ASCII? */
@@ -1074,7 +1142,8 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 		if (kind == LK_PTR || kind == LK_PMACRO ||
 		    (kind == LK_NAME && ev->pending_errors_ok))
 			return rr_status(layer, domain, type, HOST_NOT_FOUND);
-		if (status == MW_DNS_TEMPFAIL || status == MW_DNS_PERMFAIL)
+		if ((status == MW_DNS_TEMPFAIL || status == MW_DNS_PERMFAIL) &&
+		    kind != LK_EXP)	/* no explanation is no error */
 			eval_why(ev, "%s looking up %s", a->error != NULL ?
 			    a->error : "DNS error", name);
 		return rr_status(layer, domain, type, herrno_of(status));
@@ -1142,7 +1211,7 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 			if (memchr(r->text, '\0', r->len) != NULL ||
 			    check_macro_string(r->text, r->len, 1, NULL,
 			    &upper) == -1 ||
-			    (upper && (has_8bit(ev->local) ||
+			    (upper && (has_8bit(ev->sender) ||
 			    has_8bit(ev->helo)))) {
 				rr->herrno = NO_DATA;
 				return rr;
@@ -1153,8 +1222,15 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 			 * becomes "See%me."); "%_" is a space too (7.1).
 			 */
 			put_macro_string(&t, r->text, r->len, 1);
-			ok = t.truncated ? -1 : rr_add(rr, mw_buf_str(&t),
-			    t.len, 1);
+			if (t.truncated ||
+			    libspf2_size(mw_buf_str(&t), t.len) >
+			    SPF_COMPILE_MAX) {
+				/* see SPF_COMPILE_MAX: no explanation */
+				mw_buf_free(&t);
+				rr->herrno = NO_DATA;
+				return rr;
+			}
+			ok = rr_add(rr, mw_buf_str(&t), t.len, 1);
 			mw_buf_free(&t);
 			break;
 		}
@@ -1182,6 +1258,7 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 {
 	struct spf_eval *ev = spf_current;
 	const struct mw_dns_answer *a;
+	enum mw_dns_status status;
 	struct parsed *p = NULL;
 	char name[SPF_MAX_NAME + 1], why[160], shown[SPF_MAX_NAME + 1];
 	char where[SPF_MAX_NAME + 4];
@@ -1229,7 +1306,11 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 		resp->result = SPF_RESULT_TEMPERROR;
 		return SPF_E_DNS_ERROR;
 	}
-	switch (a->status) {
+	status = a->status;
+	if (status == MW_DNS_PERMFAIL && a->error != NULL &&
+	    strcmp(a->error, "bad name") == 0)
+		status = MW_DNS_NXDOMAIN;	/* a name DNS cannot ask for */
+	switch (status) {
 	case MW_DNS_OK:
 		break;
 	case MW_DNS_NXDOMAIN:
@@ -1288,16 +1369,23 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 	/*
 	 * libspf2 1.2.10 URL-encodes (%{L}, %{S}, %{H}) with sprintf("%02x")
 	 * on a plain char: a byte >= 0x80 writes 9 bytes where 3 were sized,
-	 * a heap overflow (CVE-2023-42118 area).  Those values come from the
-	 * SMTP client; refuse such a record rather than feed it.
+	 * a heap overflow (CVE-2021-33912; Debian's package has the fix, the
+	 * upstream tarball not).  Those values come from the SMTP client;
+	 * refuse such a record rather than depend on how libspf2 was built.
 	 */
-	if (upper && (has_8bit(ev->local) || has_8bit(ev->helo))) {
+	if (upper && (has_8bit(ev->sender) || has_8bit(ev->helo))) {
 		eval_why(ev, "%sURL-encoded macro on an 8-bit sender or HELO",
 		    where);
 		goto permerror;
 	}
-	if (rewrite_record(p, ev->family, ev->mark, text,
-	    SPF_MAX_RECORD * 2 + 1) == -1) {
+	switch (rewrite_record(p, ev->family, ev->mark, text,
+	    SPF_MAX_RECORD * 2 + 1)) {
+	case 0:
+		break;
+	case -2:
+		eval_why(ev, "%sa term too long for libspf2", where);
+		goto permerror;
+	default:
 		eval_why(ev, "%sSPF record too long", where);
 		goto permerror;
 	}
@@ -1622,16 +1710,14 @@ clean_explanation(char *out, size_t outlen, const char *in)
  */
 static void
 spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
-    int helo_identity, struct spf_outcome *out)
+    int helo_identity, uint64_t deadline_ms, struct spf_outcome *out)
 {
 	struct spf_global *g = mw_session_global(s, mw_module_index("spf"));
-	const struct spf_cfg *c = cfg_of(s);
 	struct spf_eval ev;
 	SPF_request_t *req = NULL;
 	SPF_response_t *resp = NULL;
 	const char *at = strrchr(sender, '@');
 	const char *domain = at != NULL ? at + 1 : sender;
-	char local[256];
 	uint64_t nonce;
 	struct in_addr in4;
 	struct in6_addr in6;
@@ -1640,13 +1726,6 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 	out->helo_identity = helo_identity;
 	out->result = MW_AUTH_NONE;
 	printable(out->domain, sizeof(out->domain), domain, strlen(domain));
-	if (at != NULL) {
-		size_t n = (size_t)(at - sender);
-
-		snprintf(local, sizeof(local), "%.*s", (int)(n < 255 ? n : 255),
-		    sender);
-	} else
-		local[0] = '\0';
 
 	if (!identity_domain_ok(domain)) {
 		snprintf(out->why, sizeof(out->why), "no valid domain name");
@@ -1664,9 +1743,9 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 	ev.dns = s->dns;
 	ev.family = s->family;
 	memcpy(ev.addr, s->addr, sizeof(ev.addr));
-	ev.local = local;
+	ev.sender = sender;
 	ev.helo = helo;
-	ev.deadline_ms = now_ms() + (uint64_t)c->max_time * 1000;
+	ev.deadline_ms = deadline_ms;
 	if (s->family == AF_INET) {
 		memcpy(&in4, s->addr, 4);
 		SPF_request_set_ipv4(req, in4);
@@ -1874,19 +1953,24 @@ add_received_spf(struct mw_session *s, const struct spf_outcome *o,
  * Session hooks.
  */
 
-/* Evaluate (or reuse) the HELO identity of this connection. */
+/*
+ * Evaluate the HELO identity, or reuse the result for this connection's
+ * HELO name (a temporary error is tried again at the next MAIL FROM).
+ */
 static const struct spf_outcome *
-helo_outcome(struct mw_session *s, struct spf_state *st)
+helo_outcome(struct mw_session *s, struct spf_state *st, uint64_t deadline)
 {
 	struct mw_buf sender = MW_BUF_INIT(4096);
 
 	if (st->helo_checked != NULL && strcmp(st->helo_checked, s->helo) == 0)
 		return &st->helo;
 	free(st->helo_checked);
-	st->helo_checked = strdup(s->helo);	/* NULL: not kept, no harm */
+	st->helo_checked = NULL;
 	mw_buf_printf(&sender, "postmaster@%s", s->helo);
-	spf_evaluate(s, mw_buf_str(&sender), s->helo, 1, &st->helo);
+	spf_evaluate(s, mw_buf_str(&sender), s->helo, 1, deadline, &st->helo);
 	mw_buf_free(&sender);
+	if (st->helo.result != MW_AUTH_TEMPERROR)
+		st->helo_checked = strdup(s->helo);	/* NULL: not kept */
 	return &st->helo;
 }
 
@@ -1909,6 +1993,8 @@ spf_on_mail(struct mw_session *s, void *vst)
 	const char *helo = s->helo != NULL && s->helo[0] != '\0' ? s->helo :
 	    NULL;
 	struct mw_buf sender = MW_BUF_INIT(4096);
+	/* one budget for both identities: the MTA waits for our answer */
+	uint64_t deadline = now_ms() + (uint64_t)c->max_time * 1000;
 
 	if (!c->enabled || (s->family != AF_INET && s->family != AF_INET6))
 		return;		/* no client address: nothing to check */
@@ -1917,7 +2003,7 @@ spf_on_mail(struct mw_session *s, void *vst)
 	if (st->null_sender) {
 		/* RFC 7208 2.4: the HELO identity is the MAIL FROM one. */
 		if (helo != NULL) {
-			h = helo_outcome(s, st);
+			h = helo_outcome(s, st, deadline);
 			st->mfrom = *h;
 			mw_buf_printf(&sender, "postmaster@%s", helo);
 		} else {
@@ -1931,7 +2017,7 @@ spf_on_mail(struct mw_session *s, void *vst)
 	} else {
 		mw_buf_puts(&sender, s->mail_from);
 		spf_evaluate(s, s->mail_from, helo != NULL ? helo : "unknown",
-		    0, &st->mfrom);
+		    0, deadline, &st->mfrom);
 		/*
 		 * RFC 7208 2.3: the HELO check can only be done when the
 		 * name is a domain name; for anything else there is no
@@ -1939,7 +2025,7 @@ spf_on_mail(struct mw_session *s, void *vst)
 		 */
 		if (c->check_helo && helo != NULL &&
 		    identity_domain_ok(helo)) {
-			h = helo_outcome(s, st);
+			h = helo_outcome(s, st, deadline);
 			st->helo_separate = 1;
 		}
 	}

@@ -38,6 +38,7 @@
 #include <libmilter/mfapi.h>
 
 #include "mw_config.h"
+#include "mw_dkim.h"
 #include "mw_log.h"
 #include "mw_session.h"
 
@@ -305,6 +306,10 @@ cb_eom(SMFICTX *ctx)
 		smfi_setreply(ctx, "451", "4.3.0", "Temporary local problem");
 		return SMFIS_TEMPFAIL;
 	}
+	/* DMARC p=quarantine with quarantine_action = hold. */
+	if (mw_session_quarantine(s) != NULL &&
+	    smfi_quarantine(ctx, (char *)mw_session_quarantine(s)) != MI_SUCCESS)
+		mw_log(LOG_ERR, "smfi_quarantine failed");
 	return SMFIS_CONTINUE;
 }
 
@@ -556,6 +561,8 @@ main(int argc, char **argv)
 			return EX_CONFIG;
 		}
 		mw_config_dump(mw_ctx_config(current_ctx), stdout);
+		/* Warn (never fail) if a signing key's DNS record disagrees. */
+		(void)mw_dkim_check_keys(current_ctx, stderr);
 		printf("\n; %s: configuration OK\n", path);
 		mw_ctx_unref(current_ctx);
 		return 0;

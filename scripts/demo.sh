@@ -52,7 +52,7 @@ say "3. A message over the 25 MB size cap"
 python3 -c 'import sys; sys.stdout.write("Subject: big\r\n\r\n" + ("x" * 998 + "\r\n") * 26300)' > "$LAB/big.eml"
 r=$(send_mail --xclient-addr 192.0.2.10 --xclient-name mx.example.test \
     --helo mx.example.test --from sender@example.test --to rcpt@maildir.test \
-    --data "$LAB/big.eml")
+    --data "@$LAB/big.eml")
 echo "server said: $r"
 
 say "mailwarden's log (one line per message)"

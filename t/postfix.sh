@@ -41,7 +41,7 @@ Authentication-Results: mx.test;
 hello
 EOF2
 r=$(send_mail --xclient-addr 192.0.2.10 --xclient-name mx.example.test \
-    --helo mx.example.test --data "$LAB/forged.eml")
+    --helo mx.example.test --data "@$LAB/forged.eml")
 like "$r" "^250 2.0.0 Ok: queued" "clean message accepted"
 wait_delivered 1
 msg=$(last_delivered)
@@ -72,7 +72,7 @@ with open(sys.argv[1], "wb") as f:
         left -= len(chunk)
 EOF2
 r=$(send_mail --xclient-addr 192.0.2.10 --xclient-name mx.example.test \
-    --helo mx.example.test --data "$LAB/big.eml")
+    --helo mx.example.test --data "@$LAB/big.eml")
 like "$r" "^552 5.3.4 Message size exceeds fixed maximum message size of 26214400 bytes" \
     "25 MB + 1 byte refused with 552 5.3.4"
 
@@ -86,7 +86,7 @@ with open(sys.argv[1], "wb") as f:
 EOF2
 clear_maildir
 r=$(send_mail --xclient-addr 192.0.2.10 --xclient-name mx.example.test \
-    --helo mx.example.test --data "$LAB/odd.eml")
+    --helo mx.example.test --data "@$LAB/odd.eml")
 like "$r" "^250 2.0.0 Ok: queued" "100 kB header line and NUL byte: accepted"
 wait_delivered 1
 like "$(sed '/^$/q' "$(last_delivered)")" "Authentication-Results: mx.test;" \

@@ -529,6 +529,25 @@ def run_roundtrips(lab, port, known, used):
             ok(what + ": we verify both")
         else:
             notok(what, "ours %s" % ours)
+    # Messages without a body, both ways.
+    bare = (SAMPLE % (b"dkim.test", b"nobody")).split(b"\r\n\r\n")[0] + \
+        b"\r\n\r\n"
+    for canon in ((b"relaxed", b"relaxed"), (b"simple", b"simple")):
+        sig = dkim.sign(bare, b"rsa2048", b"dkim.test", rsa,
+                        canonicalize=canon)
+        ours = our_verify_bytes(vcfg, sig + bare, lab)
+        cfg = config(lab, port, "key = dkim.test ed %s/ed25519.pem\n"
+                     "allow_world_readable_keys = yes\n"
+                     "canonicalization = %s" %
+                     (MYKEYS, b"/".join(canon).decode()))
+        theirs = py_verify_all(our_sign(cfg, bare, lab), port)
+        what = "an empty body (%s): dkimpy's signature, ours" % \
+            b"/".join(canon).decode()
+        if ours == ["pass"] and theirs == [True]:
+            ok(what + ": both verify")
+        else:
+            notok(what, "ours on dkimpy's %s, dkimpy on ours %s" %
+                  (ours, theirs))
     # A body "word" of 300 kB (no SMTP line is that long): we stop
     # verifying rather than let libopendkim's relaxed canonicalization
     # buffer it.

@@ -63,7 +63,9 @@ run_py run 1 "$LAB" "$PROXY_PORT"
 conf() {	# conf NAME LINES...: an ini with a [dkim] section
 	local f=$LAB/$1.ini; shift
 	{
+		# Only DKIM: the other checks would look up names of their own.
 		printf '[milter]\nauthserv_id = mx.test\n'
+		printf '[%s]\nenabled = no\n' iprev helo spf dmarc
 		printf '[dns]\nnameservers = 127.0.0.1:%s\ntimeout_ms = 500\n' \
 		    "$PROXY_PORT"
 		printf '[dkim]\n'
@@ -90,22 +92,22 @@ is "$out" "" "a key of mode 0640 that matches DNS: no warning"
 
 c=$(conf missing "verify = yes" "key = dkim.test rsa2048 $LAB/nonexistent.pem")
 out=$("$check" "$c" checkkeys 2>&1)
-like "$out" "missing.ini:8: \[dkim\] key: key file $LAB/nonexistent.pem: No such file or directory" \
+like "$out" "missing.ini:16: \[dkim\] key: key file $LAB/nonexistent.pem: No such file or directory" \
     "a key file that does not exist: refused with file:line"
 c=$(conf garbage "key = dkim.test rsa2048 $top/t/zones/dkim-test.zone")
 out=$("$check" "$c" checkkeys 2>&1)
-like "$out" "garbage.ini:7: \[dkim\] key: key file .*dkim-test.zone: not a private key" \
+like "$out" "garbage.ini:15: \[dkim\] key: key file .*dkim-test.zone: not a private key" \
     "a key file that does not parse: refused with file:line"
 c=$(conf weak "key = dkim.test weak512 $keys/weak512.pem" \
     "allow_world_readable_keys = yes")
 out=$("$check" "$c" checkkeys 2>&1)
-like "$out" "weak.ini:7: .*a 512-bit RSA key is too short to sign with" \
+like "$out" "weak.ini:15: .*a 512-bit RSA key is too short to sign with" \
     "a 512-bit signing key is refused"
 printf '# domain selector key\ndkim.test ed %s/ed25519.pem\nbad line\n' \
     "$keys" > "$LAB/keytable"
 c=$(conf keytable "allow_world_readable_keys = yes" "keytable = $LAB/keytable")
 out=$("$check" "$c" checkkeys 2>&1)
-like "$out" "keytable.ini:8: \[dkim\] keytable: keytable $LAB/keytable:3: want \"domain selector /path/to/key\"" \
+like "$out" "keytable.ini:16: \[dkim\] keytable: keytable $LAB/keytable:3: want \"domain selector /path/to/key\"" \
     "a bad keytable line: refused with both file:line"
 cp "$keys/ed25519.pem" "$keys/rsa2048.pem" "$LAB/" && chmod 0600 "$LAB"/*.pem
 printf 'dkim.test ed ed25519.pem\n*.dkim.test rsa2048 rsa2048.pem\n' \

@@ -332,6 +332,21 @@ verify = no
 nameservers = 127.0.0.2:@NSD_PORT@
 timeout_ms = 300""")
 
+    h = sign(headers("Bank <service@dmarc-fault.test>"), BODY,
+             "dmarc-fault.test", selector="timeout")
+    scenario("dmarc_dkim_temperror", """
+The From domain signed the message, but its DKIM key cannot be fetched
+(DNS timeout: t/dnsfault.py, t/zones/dmarc-fault.map), and SPF has
+nothing to say.  DMARC would be fail -- but only because an aligned DKIM
+result is a temporary error, so it is dmarc=temperror, and
+temperror_action = tempfail asks for a retry instead of giving a final
+550 for p=reject.""",
+             [message(EVIL_IP, "bounce@dmarc-evil.test", h)],
+             """temperror_action = tempfail
+[dns]
+nameservers = 127.0.0.1:@FAULT_PORT@
+timeout_ms = 300""")
+
     scenario("dmarc_dry_run", """
 [milter] dry_run: the forged bank message is not rejected; the log and
 X-Mailwarden-Dry-Run say it would have been, the A-R says "dry run".""",

@@ -19,9 +19,6 @@
  *	eom
  *	abort
  *	repeat N header NAME: VALUE
- *	results spf=RESULT:DOMAIN dkim=RESULT:DOMAIN[:SELECTOR] ...
- *				set what SPF and DKIM found (test-only, for
- *				DMARC); after "mail", before "eom"
  */
 #include "config.h"
 
@@ -34,7 +31,6 @@
 #include "mw_config.h"
 #include "mw_log.h"
 #include "mw_session.h"
-#include "mw_session_priv.h"	/* "results" sets s->res */
 
 static const char *
 kind_name(enum mw_verdict_kind k)
@@ -348,54 +344,6 @@ main(int argc, char **argv)
 			v = mw_session_eom(s);
 			print_verdict(v);
 			print_changes(s);
-		} else if (strcmp(cmd, "results") == 0) {
-			/* Test-only stand-in for mw_spf/mw_dkim results. */
-			static const char *const names[] = { "none", "pass",
-			    "fail", "softfail", "neutral", "temperror",
-			    "permerror", "policy" };
-			char *av[MW_MAX_DKIM_RESULTS + 2];
-			int ac, i, r;
-
-			printf("results %s\n", arg);
-			ac = split_args(arg, av, MW_MAX_DKIM_RESULTS + 2);
-			s->res.n_dkim = 0;
-			for (i = 0; i < ac; i++) {
-				char *res = strchr(av[i], '='), *dom, *sel;
-
-				if (res == NULL || (dom = strchr(res, ':')) ==
-				    NULL) {
-					printf("  !! want spf=R:DOMAIN or "
-					    "dkim=R:DOMAIN[:SEL]\n");
-					continue;
-				}
-				*res++ = '\0';
-				*dom++ = '\0';
-				if ((sel = strchr(dom, ':')) != NULL)
-					*sel++ = '\0';
-				for (r = 0; r < 8 && strcmp(names[r], res); r++)
-					;
-				if (r == 8)
-					r = 0;
-				if (strcmp(av[i], "spf") == 0) {
-					s->res.spf_done = 1;
-					s->res.spf = (enum mw_auth_result)r;
-					snprintf(s->res.spf_domain,
-					    sizeof(s->res.spf_domain), "%s",
-					    dom);
-				} else if (s->res.n_dkim < MW_MAX_DKIM_RESULTS) {
-					size_t k = s->res.n_dkim++;
-
-					s->res.dkim_done = 1;
-					s->res.dkim[k].result =
-					    (enum mw_auth_result)r;
-					snprintf(s->res.dkim[k].domain,
-					    sizeof(s->res.dkim[k].domain), "%s",
-					    dom);
-					snprintf(s->res.dkim[k].selector,
-					    sizeof(s->res.dkim[k].selector),
-					    "%s", sel ? sel : "s1");
-				}
-			}
 		} else if (strcmp(cmd, "abort") == 0) {
 			printf("abort\n");
 			mw_session_abort(s);

@@ -77,10 +77,15 @@ run_case(struct mw_ctx *ctx, int spf, char *line)
 	printf("%s\t%s\n", s->res.spf_done ? mw_auth_result_name(s->res.spf) :
 	    "unchecked", exp != NULL ? exp + strlen(" explains: ") : "");
 	fflush(stdout);
-	s->in_transaction = 0;
+	/* Undo by hand what the other modules never saw. */
+	if (mw_modules[spf]->on_reset != NULL)
+		mw_modules[spf]->on_reset(s, s->state[spf]);
 	if (mw_modules[spf]->on_close != NULL)
 		mw_modules[spf]->on_close(s, s->state[spf]);
-	s->phase = MW_PH_NEW;		/* no other module saw this session */
+	free(s->mail_from);
+	s->mail_from = NULL;
+	s->in_transaction = 0;
+	s->phase = MW_PH_NEW;
 	mw_session_free(s);
 	return 0;
 }
