@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """authres_corpus -- Authentication-Results conformance, both directions.
 
-1. Reading: over third-party A-R corpora (../shared/testdata/authres:
+1. Reading: over third-party A-R corpora (test/corpora/authres:
    python authres, SpamAssassin, Mail::AuthenticationResults), our
    authserv-id matcher (used to delete forged A-R headers) must find the
    authserv-id those projects expect, and must not match another id.
@@ -18,8 +18,7 @@ import subprocess
 import sys
 
 top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-corpus = os.environ.get("MW_TESTDATA",
-                        os.path.join(top, "..", "shared", "testdata"))
+corpus = os.environ.get("MW_TESTDATA", os.path.join(top, "test", "corpora"))
 corpus = os.path.join(corpus, "authres")
 binary = sys.argv[1]
 n = 0

@@ -8,7 +8,7 @@ dkimpy (Debian python3-dkim) as the other side.
     dkim_corpus.py zones PHASE OUTDIR      write OUTDIR/*.zone, OUTDIR/faults
     dkim_corpus.py run PHASE LAB PORT      run the checks of PHASE
 
-Data: $MW_TESTDATA (default /work/shared/testdata)/dkim, see its
+Data: $MW_TESTDATA (default test/corpora)/dkim, see its
 SOURCES.md section 2:
   mail-dkim/  Mail::DKIM's corpus (79 messages, FAKE_DNS.dat), with the
               results Mail::DKIM asserts and a dkimpy 1.1.4 cross-check;
@@ -31,7 +31,7 @@ import sys
 import tempfile
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(os.environ.get("MW_TESTDATA", "/work/shared/testdata"),
+DATA = os.path.join(os.environ.get("MW_TESTDATA", os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpora")),
                     "dkim")
 MD = os.path.join(DATA, "mail-dkim")
 PY = os.path.join(DATA, "dkimpy")

@@ -4,7 +4,7 @@
 #	test/dkim_corpus.sh		(after make: needs test/dkim_check)
 #
 # Serves the keys of the third-party test data (Mail::DKIM's corpus,
-# dkimpy's cases, the RFC 8463 example; /work/shared/testdata/dkim, or
+# dkimpy's cases, the RFC 8463 example; test/corpora/dkim, or
 # $MW_TESTDATA/dkim) from nsd on loopback, with the corpus's "query timed
 # out" and SERVFAIL names answered by test/dkim_dnsproxy.py, and runs
 # test/dkim_corpus.py: our results against Mail::DKIM's and dkimpy's
@@ -18,7 +18,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 check=${DKIM_CHECK:-$top/test/dkim_check}
 export DKIM_CHECK=$check
-data=${MW_TESTDATA:-/work/shared/testdata}/dkim
+data=${MW_TESTDATA:-$(cd "$(dirname "$0")" && pwd)/corpora}/dkim
 
 [ -x "$check" ] || skip_all "test/dkim_check is not built"
 [ -d "$data/mail-dkim" ] || skip_all "no DKIM test data in $data"

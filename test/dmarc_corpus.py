@@ -12,7 +12,7 @@ module, fed only with the SPF and DKIM results the data says passed.
         compare each OUTDIR/NNN/got (+ history.jsonl) with what the data
         asserts; lines "ok<TAB>what", "not ok<TAB>what<TAB>why", "# note"
 
-Data: $MW_TESTDATA (default /work/shared/testdata)/dmarc, see its
+Data: $MW_TESTDATA (default test/corpora)/dmarc, see its
 SOURCES.md section 3:
   mailauth/dmarc-verify-cases.json  63 cases (12 flagged DMARCbis)
   authheaders/cases.json + messages  ValiMail authheaders' end-to-end
@@ -27,7 +27,7 @@ import re
 import sys
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join(os.environ.get("MW_TESTDATA", "/work/shared/testdata"),
+DATA = os.path.join(os.environ.get("MW_TESTDATA", os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpora")),
                     "dmarc")
 KNOWN = os.path.join(TOP, "test", "dmarc-known-differences.txt")
 PSL = "/usr/share/publicsuffix/public_suffix_list.dat"

@@ -5,7 +5,7 @@
 #	test/dmarc_corpus.sh		(after make: needs test/dmarc_eval)
 #
 # For every evaluation of mailauth's DMARC cases and ValiMail
-# authheaders' end-to-end cases (/work/shared/testdata/dmarc, or
+# authheaders' end-to-end cases (test/corpora/dmarc, or
 # $MW_TESTDATA/dmarc), test/dmarc_corpus.py writes the case's DNS as zone
 # files, nsd serves them on loopback (reloaded per case: the cases
 # disagree about _dmarc.example.com), and test/dmarc_eval runs the case's
@@ -20,7 +20,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/t/lib.sh"
 py=/usr/bin/python3
 eval_bin=${DMARC_EVAL:-${top_builddir:-$top}/test/dmarc_eval}
-data=${MW_TESTDATA:-/work/shared/testdata}/dmarc
+data=${MW_TESTDATA:-$(cd "$(dirname "$0")" && pwd)/corpora}/dmarc
 
 [ -x "$eval_bin" ] || skip_all "test/dmarc_eval is not built"
 [ -f "$data/mailauth/dmarc-verify-cases.json" ] ||
