@@ -368,6 +368,9 @@ EOF
 	    --var="LOCAL_CONFDIR=$l" --var="DBDIR=$d/db" --var="RUNDIR=$d/run" \
 	    --var="LOGDIR=$d/log"
 	# it loads (and compiles) its rules first: 10 to 30 s
+	# rspamd renames its processes (the lab's path is gone from their
+	# command lines): stop the main process and its workers ourselves.
+	lab_on_cleanup stop_rspamd
 	wait_sock "inet:$p1@127.0.0.1" rspamd 120
 	wait_sock "inet:$p2@127.0.0.1" rspamd 120
 	wait_sock "unix:$d/run/proxy.sock" rspamd 120
@@ -375,6 +378,28 @@ EOF
 	MLAT_SOCK[rspamd-unix]=unix:$d/run/proxy.sock
 	MILTER[rspamd-inet]=inet:127.0.0.1:$p1
 	MILTER[rspamd-unix]=unix:$d/run/proxy.sock
+	return 0
+}
+
+# all pids of a daemon and its children (rspamd forks its workers)
+tree_pids() {
+	local p
+	for p in "$@"; do
+		echo "$p"
+		tree_pids $(pgrep -P "$p" 2>/dev/null)
+	done
+}
+
+stop_rspamd() {
+	local main pids p i
+	main=$(lab_pid rspamd) || return 0
+	pids=$(tree_pids "$main")
+	kill -TERM "$main" 2>/dev/null
+	for ((i = 0; i < 100; i++)); do
+		_lab_alive "$main" || break
+		sleep 0.1
+	done
+	for p in $pids; do _lab_alive "$p" && kill -KILL "$p" 2>/dev/null; done
 	return 0
 }
 
@@ -433,14 +458,6 @@ else
 	PEER_NOTE+=("peers skipped (BENCH_PEERS=0, or no network namespace)")
 fi
 
-# all pids of a daemon and its children (rspamd forks its workers)
-tree_pids() {
-	local p
-	for p in "$@"; do
-		echo "$p"
-		tree_pids $(pgrep -P "$p" 2>/dev/null)
-	done
-}
 
 # ----------------------------------------------------- load helpers ------
 
@@ -665,6 +682,9 @@ hold_test noop-unix "unix:$LAB/noop.sock" "${PIDS[noop-unix]}"
 
 EXTRAS=()
 if [ "$BENCH_EXTRAS" = 1 ]; then
+	# their programs (Makefile.am: EXTRA_PROGRAMS, `make bench-programs`)
+	make -C "$TOP" bench-programs >"$OUT/make-bench-programs.log" 2>&1 ||
+		say "make bench-programs failed (see the extras' output)"
 	for x in "$HERE"/dns_parallel.sh "$HERE"/greylist_bench*.sh "$HERE"/dkim_rss*.sh; do
 		[ -f "$x" ] || continue
 		say "extra: $(basename "$x")"

@@ -161,7 +161,13 @@ check_name(const char *name, char *key)
 				return -1;
 			lab = 0;
 		} else {
-			if (c <= ' ' || c >= 0x7f || c == '\\')
+			/*
+			 * A space is a legal octet in a DNS label (SPF macros
+			 * can produce one, RFC 7208 section 7.3); control
+			 * characters, 8-bit bytes and backslashes (c-ares'
+			 * escape character) are not names we will ask for.
+			 */
+			if (c < ' ' || c >= 0x7f || c == '\\')
 				return -1;
 			if (++lab > MW_DNS_MAXLABEL)
 				return -1;

@@ -125,7 +125,7 @@ struct spf_outcome {
 	int			 helo_identity;	/* identity=helo */
 	char			 domain[256];	/* the domain checked */
 	char			 why[200];	/* error detail */
-	char			 exp[SPF_MAX_EXP + 1];	/* domain's explanation */
+	char			 exp[SPF_MAX_EXP + 1];	/* the domain's exp= */
 };
 
 struct spf_state {
@@ -174,7 +174,7 @@ struct spf_eval {
 	int			 npending, next_pending;
 	int			 pending_cidr0;	/* of an mx with /0 */
 	char			 mark[CIDR0_MARK_LEN];	/* see CIDR0_MARK_LEN */
-	int			 pending_errors_ok;	/* PTR names: errors = no */
+	int			 pending_errors_ok;	/* PTR: error = no */
 	enum spf_abort		 abort;
 	char			 why[200];
 };
@@ -421,7 +421,8 @@ check_macro_string(const char *s, size_t n, int exp_text, int *ends_macro,
 
 			while (i < n && is_digit(s[i])) {
 				if (v < 100000)
-					v = v * 10 + (unsigned long)(s[i] - '0');
+					v = v * 10 +
+					    (unsigned long)(s[i] - '0');
 				i++;
 			}
 			if (v == 0)
@@ -797,7 +798,8 @@ put_macro_string(struct mw_buf *b, const char *s, size_t n, int exp_text)
 			for (i += 3; i < n && is_digit(s[i]); i++) {
 				digits = 1;
 				if (v < 1000)
-					v = v * 10 + (unsigned long)(s[i] - '0');
+					v = v * 10 +
+					    (unsigned long)(s[i] - '0');
 			}
 			if (digits)
 				mw_buf_printf(b, "%lu", v > 128 ? 128 : v);
@@ -1945,7 +1947,8 @@ add_received_spf(struct mw_session *s, const struct spf_outcome *o,
 	if (s->helo != NULL && s->helo[0] != '\0')
 		rspf_value(&b, "helo", s->helo);
 	rspf_value(&b, "receiver", s->cfg->authserv_id);
-	mw_session_add_header(s, "Received-SPF", mw_buf_str(&b));
+	/* RFC 7208 section 9.1: prepended, like a trace field. */
+	mw_session_insert_header(s, "Received-SPF", mw_buf_str(&b));
 	mw_buf_free(&b);
 }
 
@@ -2061,9 +2064,9 @@ spf_on_eom(struct mw_session *s, void *vst)
 		if (st->helo_separate)
 			act_on(s, &st->helo, 1);
 	}
-	if (c->received_spf)
-		add_received_spf(s, &st->mfrom, st->sender != NULL ?
-		    st->sender : "");
+	/* (the null sender without HELO has no identity to report) */
+	if (c->received_spf && st->sender != NULL && st->sender[0] != '\0')
+		add_received_spf(s, &st->mfrom, st->sender);
 }
 
 static void

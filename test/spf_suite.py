@@ -6,6 +6,8 @@ historic RFC 4408 one, YAML from pyspf) through mailwarden's SPF code.
     test/spf_suite.py [-v] [--suite FILE]... [--known FILE] [--driver PATH]
                       [CASE...]
 
+Data: $MW_TESTDATA (default test/corpora)/spf, see its SOURCES.md.
+
 For each suite file a real DNS server (test/spf_dns.py, python3-dnslib)
 is started on loopback; for each scenario it is switched to that
 scenario's zonedata and test/spf_check (our SPF module, libspf2 through
@@ -33,7 +35,9 @@ import yaml
 TOP_SRC = os.environ.get("top_srcdir") or \
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOP_BUILD = os.environ.get("top_builddir") or TOP_SRC
-SUITE_DIR = os.path.join(TOP_SRC, "test", "spf-suite")
+# the vendored corpora (test/corpora/SOURCES.md), or $MW_TESTDATA
+SUITE_DIR = os.path.join(os.environ.get("MW_TESTDATA", os.path.join(
+    TOP_SRC, "test", "corpora")), "spf")
 
 
 def load_known(path):
@@ -151,8 +155,8 @@ def main():
                                  "mailwarden's SPF module")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--suite", action="append",
-                    help="suite YAML (default: test/spf-suite/rfc7208-tests"
-                    ".yml and rfc4408-tests.yml)")
+                    help="suite YAML (default: rfc7208-tests.yml and "
+                    "rfc4408-tests.yml in $MW_TESTDATA/spf, test/corpora/spf)")
     ap.add_argument("--known", default=os.path.join(
         TOP_SRC, "test", "spf-known-failures.txt"))
     ap.add_argument("--driver", default=os.path.join(

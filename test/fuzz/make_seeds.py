@@ -11,9 +11,11 @@ import sys
 
 import yaml
 
-top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+here = os.path.dirname(os.path.abspath(__file__))
+top = os.path.dirname(os.path.dirname(here))
 out = sys.argv[1]
-suites = sys.argv[2:] or [os.path.join(top, "test", "spf-suite", f)
+data = os.environ.get("MW_TESTDATA", os.path.join(top, "test", "corpora"))
+suites = sys.argv[2:] or [os.path.join(data, "spf", f)
                           for f in ("rfc7208-tests.yml", "rfc4408-tests.yml")]
 os.makedirs(out, exist_ok=True)
 

@@ -166,7 +166,8 @@ answer(struct mw_dns_query *q, const char *name, int type)
 		case 'A':
 			if (type == MW_DNS_A && strchr(client_ip, ':') == NULL)
 				add(q, type, client_ip, strlen(client_ip), 0);
-			if (type == MW_DNS_AAAA && strchr(client_ip, ':') != NULL)
+			if (type == MW_DNS_AAAA &&
+			    strchr(client_ip, ':') != NULL)
 				add(q, type, client_ip, strlen(client_ip), 0);
 			break;
 		case 'B':
