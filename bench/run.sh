@@ -2,7 +2,7 @@
 # bench/run.sh -- mailwarden's benchmark: the real parts on loopback, side
 # by side on the same messages and load, one table at the end.
 #
-#	bench/run.sh			full run (about 15 minutes on 2 cores)
+#	bench/run.sh			full run (about 12 minutes on 2 cores)
 #	BENCH_MSGS=300 BENCH_REPEAT=1 bench/run.sh	quick run
 #
 # Sets up, with t/lib.sh: nsd serving bench/zones (the sender's domain
@@ -34,6 +34,8 @@
 # /etc/resolv.conf is replaced there by "nameserver 127.0.0.1", where nsd
 # answers on port 53, so filters that use the system resolver
 # (opendmarc) ask the lab's zones and nothing leaves the machine.
+# /tmp is a private tmpfs there too (unless MW_KEEP_LAB is set), so the
+# lab directory is out of reach of anything sweeping /tmp/mwlab.*.
 # Without unshare (BENCH_NETNS=0) the client is 127.0.0.1 and the peers
 # are skipped.
 #

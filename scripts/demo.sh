@@ -6,6 +6,8 @@
 # server and socket) in front of a private Postfix on 127.0.0.1, sends
 # three messages with swaks, and prints what happened: the delivered
 # message's headers and the rejections.  Leaves nothing running.
+# t/lib.sh needs bash, even when started as `sh scripts/demo.sh`.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -e
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
