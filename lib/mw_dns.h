@@ -130,4 +130,14 @@ const struct mw_dns_answer *mw_dns_lookup(struct mw_dns_batch *b,
 int	mw_dns_reverse(const char *ip, const char *suffix, char *out,
 	    size_t outlen);
 
+/*
+ * Text for logs, evidence and reports: "A", "MX", ...; and one answer as
+ * "MX example.org: 10 mx.example.org" or "A x.example: NXDOMAIN (no such
+ * name)", TXT quoted with unprintable bytes as \xHH, appended to b.
+ */
+struct mw_buf;
+const char	*mw_dns_type_name(int type);
+void		 mw_dns_answer_format(struct mw_buf *b,
+		    const struct mw_dns_answer *a);
+
 #endif /* MW_DNS_H */

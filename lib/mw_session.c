@@ -364,80 +364,15 @@ mw_session_note(struct mw_session *s, const char *module, const char *fmt,
 	add_note(s, MW_NOTE_EVIDENCE, module, text);
 }
 
-static const char *
-dns_type_name(int type)
-{
-	switch (type) {
-	case MW_DNS_A: return "A";
-	case MW_DNS_CNAME: return "CNAME";
-	case MW_DNS_PTR: return "PTR";
-	case MW_DNS_MX: return "MX";
-	case MW_DNS_TXT: return "TXT";
-	case MW_DNS_AAAA: return "AAAA";
-	case MW_DNS_SPF: return "SPF";
-	}
-	return "?";
-}
-
 void
 mw_session_note_dns(struct mw_session *s, const char *module,
     const struct mw_dns_answer *a)
 {
 	struct mw_buf b = MW_BUF_INIT(MW_NOTE_TEXT_MAX);
-	int i;
-	size_t j;
 
 	if (!s->explain || a == NULL)
 		return;
-	mw_buf_printf(&b, "%s %s: ", dns_type_name(a->type),
-	    a->name != NULL ? a->name : "?");
-	switch (a->status) {
-	case MW_DNS_OK:
-		for (i = 0; i < a->nrr; i++) {
-			const struct mw_dns_rr *rr = &a->rr[i];
-
-			if (i > 0)
-				mw_buf_puts(&b, ", ");
-			if (rr->type == MW_DNS_TXT || rr->type == MW_DNS_SPF) {
-				/* TXT may hold anything, NULs included. */
-				mw_buf_puts(&b, "\"");
-				for (j = 0; j < rr->len; j++) {
-					unsigned char c = (unsigned char)
-					    rr->text[j];
-
-					if (c < 0x20 || c >= 0x7f)
-						mw_buf_printf(&b, "\\x%02x", c);
-					else
-						mw_buf_append(&b, rr->text + j,
-						    1);
-				}
-				mw_buf_puts(&b, "\"");
-			} else if (rr->type == MW_DNS_MX)
-				mw_buf_printf(&b, "%d %s", rr->pref, rr->text);
-			else
-				mw_buf_puts(&b, rr->text);
-		}
-		break;
-	case MW_DNS_NXDOMAIN:
-		mw_buf_puts(&b, "NXDOMAIN (no such name)");
-		break;
-	case MW_DNS_NODATA:
-		mw_buf_printf(&b, "no %s record", dns_type_name(a->type));
-		break;
-	case MW_DNS_TEMPFAIL:
-		mw_buf_printf(&b, "temporary failure (%s)", a->error != NULL ?
-		    a->error : "no answer");
-		break;
-	case MW_DNS_PERMFAIL:
-		mw_buf_printf(&b, "permanent failure (%s)", a->error != NULL ?
-		    a->error : "bad answer");
-		break;
-	case MW_DNS_PENDING:
-		mw_buf_puts(&b, "no answer yet");
-		break;
-	}
-	if (b.truncated)
-		mw_buf_puts(&b, "...");
+	mw_dns_answer_format(&b, a);
 	add_note(s, MW_NOTE_EVIDENCE, module, mw_buf_str(&b));
 	mw_buf_free(&b);
 }

@@ -100,12 +100,5 @@ hdr=$(reinject "$LAB/to.eml")
 like "$hdr" "dkim=temperror[^;]*header.d=dkim.test" "key lookup timeout: dkim=temperror"
 like "$r" "^250 " "temperror is annotated, not refused (DMARC decides)"
 
-stop_postfix
-stop_daemon
-is "$MW_DAEMON_STATUS" 0 "daemon stops cleanly"
-if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$MW_LOG"; then
-	fail "no sanitizer reports in the daemon log" "$(cat "$MW_LOG")"
-else
-	pass "no sanitizer reports in the daemon log"
-fi
+check_daemon_clean_exit
 done_testing

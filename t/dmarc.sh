@@ -90,12 +90,5 @@ ok "every history line is JSON" /usr/bin/python3 -c '
 import json, sys
 for line in open(sys.argv[1]): json.loads(line)' "$LAB/dmarc-history.jsonl"
 
-stop_postfix
-stop_daemon
-is "$MW_DAEMON_STATUS" 0 "daemon stops cleanly"
-if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$MW_LOG"; then
-	fail "no sanitizer reports in the daemon log" "$(cat "$MW_LOG")"
-else
-	pass "no sanitizer reports in the daemon log"
-fi
+check_daemon_clean_exit
 done_testing

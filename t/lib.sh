@@ -967,3 +967,17 @@ daemon_signal() { [ -n "$MW_DAEMON_PID" ] && kill -"$1" "$MW_DAEMON_PID"; }
 daemon_alive() { _lab_alive "$MW_DAEMON_PID"; }
 # daemon_log: print the daemon's output so far
 daemon_log() { cat "$LAB/mailwarden.log" 2>/dev/null || true; }
+
+# check_daemon_clean_exit: the usual end of an integration test: stop
+# Postfix (if started) and the daemon, then test that the daemon exited 0
+# on SIGTERM and that its log holds no sanitizer report.
+check_daemon_clean_exit() {
+    stop_postfix
+    stop_daemon
+    is "$MW_DAEMON_STATUS" 0 "daemon stops cleanly on SIGTERM (exit 0)"
+    if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$MW_LOG"; then
+        fail "no sanitizer reports in the daemon log" "$(cat "$MW_LOG")"
+    else
+        pass "no sanitizer reports in the daemon log"
+    fi
+}

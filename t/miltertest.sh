@@ -101,11 +101,5 @@ else
 	fail "new config in force after reload" "$(cat "$(miltertest_log)")"
 fi
 
-stop_daemon
-is "$MW_DAEMON_STATUS" 0 "SIGTERM stops the daemon cleanly (exit 0)"
-if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$MW_LOG"; then
-	fail "no sanitizer reports in the daemon log" "$(cat "$MW_LOG")"
-else
-	pass "no sanitizer reports in the daemon log"
-fi
+check_daemon_clean_exit
 done_testing

@@ -70,12 +70,5 @@ r=$(send_mail --xclient-addr 198.51.100.99 --helo forger.spf.test \
     --from alice@timeout.spf.test --to rcpt@maildir.test)
 like "$r" "^451 4.7.24 " "DNS timeout looking up SPF: 451 4.7.24"
 
-stop_postfix
-stop_daemon
-is "$MW_DAEMON_STATUS" 0 "daemon stops cleanly"
-if grep -q "ERROR: AddressSanitizer\|runtime error:\|LeakSanitizer" "$MW_LOG"; then
-	fail "no sanitizer reports in the daemon log" "$(cat "$MW_LOG")"
-else
-	pass "no sanitizer reports in the daemon log"
-fi
+check_daemon_clean_exit
 done_testing

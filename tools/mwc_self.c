@@ -170,74 +170,13 @@ report_free(struct mwc_report *r)
 
 /* ---- DNS helpers -------------------------------------------------------- */
 
-static const char *
-type_name(int type)
-{
-	switch (type) {
-	case MW_DNS_A: return "A";
-	case MW_DNS_CNAME: return "CNAME";
-	case MW_DNS_PTR: return "PTR";
-	case MW_DNS_MX: return "MX";
-	case MW_DNS_TXT: return "TXT";
-	case MW_DNS_AAAA: return "AAAA";
-	case MW_DNS_SPF: return "SPF";
-	}
-	return "?";
-}
-
 /* An answer as a detail line: "MX example.org: 10 mx.example.org". */
 static void
 detail_answer(struct mwc_report *r, const struct mw_dns_answer *a)
 {
 	struct mw_buf b = MW_BUF_INIT(1500);
-	size_t j;
-	int i;
 
-	mw_buf_printf(&b, "%s %s: ", type_name(a->type), a->name);
-	switch (a->status) {
-	case MW_DNS_OK:
-		for (i = 0; i < a->nrr; i++) {
-			const struct mw_dns_rr *rr = &a->rr[i];
-
-			if (i > 0)
-				mw_buf_puts(&b, ", ");
-			if (rr->type == MW_DNS_TXT) {
-				mw_buf_puts(&b, "\"");
-				for (j = 0; j < rr->len; j++) {
-					unsigned char c = (unsigned char)
-					    rr->text[j];
-
-					if (c < 0x20 || c >= 0x7f)
-						mw_buf_printf(&b, "\\x%02x", c);
-					else
-						mw_buf_append(&b, rr->text + j,
-						    1);
-				}
-				mw_buf_puts(&b, "\"");
-			} else if (rr->type == MW_DNS_MX)
-				mw_buf_printf(&b, "%d %s", rr->pref,
-				    rr->text[0] ? rr->text : ".");
-			else
-				mw_buf_puts(&b, rr->text);
-		}
-		break;
-	case MW_DNS_NXDOMAIN:
-		mw_buf_puts(&b, "NXDOMAIN (no such name)");
-		break;
-	case MW_DNS_NODATA:
-		mw_buf_printf(&b, "no %s record", type_name(a->type));
-		break;
-	case MW_DNS_TEMPFAIL:
-		mw_buf_printf(&b, "temporary failure (%s)", a->error ?
-		    a->error : "no answer");
-		break;
-	default:
-		mw_buf_printf(&b, "failure (%s)", a->error ? a->error :
-		    "bad answer");
-		break;
-	}
-	if (b.truncated)
-		mw_buf_puts(&b, "...");
+	mw_dns_answer_format(&b, a);
 	mwc_detail(r, "%s", mw_buf_str(&b));
 	mw_buf_free(&b);
 }
@@ -618,7 +557,7 @@ check_ptr(struct self *sc)
 			mwc_item(r, MWC_FAIL, "fcrdns", fix, "the PTR name %s "
 			    "does not resolve (no %s record): the reverse DNS "
 			    "is not forward-confirmed",
-			    sc->ptr_names[0], type_name(type));
+			    sc->ptr_names[0], mw_dns_type_name(type));
 		else
 			mwc_item(r, MWC_FAIL, "fcrdns", fix, "the PTR name %s "
 			    "resolves to %s, not to %s: the reverse DNS is "
