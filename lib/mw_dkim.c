@@ -1120,6 +1120,123 @@ act(struct mw_session *s, const struct mw_dkim_cfg *c,
 	}
 }
 
+/* Printable ASCII only, bounded: tags from the message for a note. */
+static void
+shown(char *out, size_t outlen, const char *in)
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
+		out[i] = (unsigned char)in[i] < 0x20 ||
+		    (unsigned char)in[i] > 0x7e ? '?' : in[i];
+	out[i] = '\0';
+}
+
+/*
+ * A key record for a note, as "TXT name: ..." like any DNS answer, but
+ * of the key itself (p=) only its first bytes and its length: the tags
+ * are what a reader can compare.
+ */
+static void
+note_key_record(struct mw_buf *b, const char *t, size_t n)
+{
+	size_t i = 0, start, j, v, end;
+
+	mw_buf_puts(b, "\"");
+	while (i < n) {
+		start = i;
+		while (i < n && t[i] != ';')
+			i++;
+		/* t[start..i) is one tag=value; is it p=? */
+		for (j = start; j < i && (t[j] == ' ' || t[j] == '\t'); j++)
+			;
+		v = i;
+		if (j < i && t[j] == 'p') {
+			for (j++; j < i && (t[j] == ' ' || t[j] == '\t'); j++)
+				;
+			if (j < i && t[j] == '=')
+				v = j + 1;
+		}
+		/* more than 16 bytes of key: cut, and say how long it is */
+		end = v < i && i - v > 16 ? v + 16 : i;
+		for (j = start; j < end; j++) {
+			unsigned char c = (unsigned char)t[j];
+
+			if (c < 0x20 || c > 0x7e)
+				mw_buf_printf(b, "\\x%02x", c);
+			else
+				mw_buf_append(b, t + j, 1);
+		}
+		if (end < i)
+			mw_buf_printf(b, "...(%zu bytes)", i - v);
+		if (i < n)
+			mw_buf_append(b, t + i++, 1);
+	}
+	mw_buf_puts(b, "\"");
+}
+
+static void
+note_key(struct mw_session *s, const struct mw_dns_answer *a)
+{
+	struct mw_buf b = MW_BUF_INIT(1024);
+	int i;
+
+	if (a->status != MW_DNS_OK) {
+		mw_session_note_dns(s, "dkim", a);
+		return;
+	}
+	for (i = 0; i < a->nrr; i++) {
+		if (i > 0)
+			mw_buf_puts(&b, ", ");
+		note_key_record(&b, a->rr[i].text, a->rr[i].len);
+	}
+	mw_session_note(s, "dkim", "TXT %s: %s%s", a->name != NULL ? a->name :
+	    "?", mw_buf_str(&b), b.truncated ? "..." : "");
+	mw_buf_free(&b);
+}
+
+/*
+ * Evidence for mailwarden-check, per signature: its d=, s=, a=, the
+ * result and why, and the answer of its key lookup.
+ */
+static void
+explain(struct mw_session *s, const struct dkim_state *st)
+{
+	const struct sigres *r;
+	struct keyq *k;
+	char d[256], sel[128], alg[32], key[32];
+	const struct mw_dns_answer *a;
+	size_t i;
+
+	if (!s->explain)
+		return;
+	for (i = 0; i < st->n_res; i++) {
+		r = &st->res[i];
+		shown(d, sizeof(d), r->domain);
+		shown(sel, sizeof(sel), r->selector);
+		shown(alg, sizeof(alg), r->alg);
+		key[0] = '\0';
+		if (r->show_key && r->ed25519)
+			snprintf(key, sizeof(key), ", ed25519 key");
+		else if (r->show_key && r->keybits > 0)
+			snprintf(key, sizeof(key), ", %u-bit key", r->keybits);
+		mw_session_note(s, "dkim", "signature %zu%s%s%s%s%s%s: "
+		    "%s%s%s%s%s", i + 1, d[0] ? " d=" : "", d, sel[0] ?
+		    " s=" : "", sel, alg[0] ? " a=" : "", alg,
+		    mw_auth_result_name(r->result), r->reason[0] ? " (" : "",
+		    r->reason, r->reason[0] ? ")" : "", key);
+		k = d[0] && sel[0] ? key_query(st->v, r->domain, r->selector,
+		    0) : NULL;
+		if (k != NULL && (a = mw_dns_peek(k->q))->status !=
+		    MW_DNS_PENDING)
+			note_key(s, a);
+	}
+	if (st->n_unchecked > 0)
+		mw_session_note(s, "dkim", "%d more signature%s not checked "
+		    "(max_signatures)", st->n_unchecked,
+		    st->n_unchecked == 1 ? "" : "s");
+}
+
 static void
 dkim_on_eom(struct mw_session *s, void *vst)
 {
@@ -1159,6 +1276,7 @@ dkim_on_eom(struct mw_session *s, void *vst)
 	}
 	s->res.n_dkim = i;
 	s->res.dkim_done = 1;
+	explain(s, st);
 	act(s, g->cfg, st);
 	verifier_free(st->v);
 	st->v = NULL;

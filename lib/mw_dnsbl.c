@@ -655,6 +655,68 @@ take_reason(struct zstate *zs, const struct mw_dns_answer *a)
 	zs->reason[o] = '\0';
 }
 
+/*
+ * Evidence for mailwarden-check, noted when the sum is made (the first
+ * RCPT): each zone's answer and TXT, whether its weight counted, the sum.
+ */
+static void
+explain(struct mw_session *s, const struct dnsbl_state *st)
+{
+	const struct dnsbl_cfg *c = cfg_of(s);
+	const struct mw_dns_answer *a;
+	size_t i, j;
+	int shared, shared_txt;
+
+	if (!s->explain)
+		return;
+	for (i = 0; i < st->nz; i++) {
+		const struct zstate *zs = &st->z[i];
+		const char *zn = c->zones[i].name;
+
+		if (zs->status == Z_SKIP) {
+			mw_session_note(s, "dnsbl", "%s: not asked (not a zone "
+			    "for IPv%c addresses)", zn,
+			    s->family == AF_INET6 ? '6' : '4');
+			continue;
+		}
+		/* Lines for one zone share their answers: show them once. */
+		for (shared = shared_txt = 0, j = 0; j < i; j++) {
+			if (st->z[j].a == zs->a)
+				shared = 1;
+			if (zs->txt != NULL && st->z[j].txt == zs->txt)
+				shared_txt = 1;
+		}
+		a = mw_dns_peek(zs->a);
+		if (!shared)
+			mw_session_note_dns(s, "dnsbl", a);
+		switch (zs->status) {
+		case Z_LISTED:
+			if (!shared_txt && zs->txt != NULL)
+				mw_session_note_dns(s, "dnsbl",
+				    mw_dns_peek(zs->txt));
+			mw_session_note(s, "dnsbl", "%s: listed (%s), weight "
+			    "%+g counted", zn, zs->code, zs->weight);
+			break;
+		case Z_ERROR:
+			mw_session_note(s, "dnsbl", "%s: error, not counted: "
+			    "%s", zn, zs->why);
+			break;
+		default:
+			if (a->status == MW_DNS_OK)
+				mw_session_note(s, "dnsbl", "%s: no answer is "
+				    "one of the zone's codes, not counted", zn);
+			else
+				mw_session_note(s, "dnsbl", "%s: not listed",
+				    zn);
+			break;
+		}
+	}
+	mw_session_note(s, "dnsbl", "sum %g, threshold %g: %s", st->sum,
+	    c->threshold, st->outcome == OUT_OVER ? "reached" :
+	    st->outcome == OUT_UNSURE ? "unsure (zones in error could reach "
+	    "it)" : "not reached");
+}
+
 static void
 evaluate(struct mw_session *s, struct dnsbl_state *st)
 {
@@ -702,6 +764,7 @@ evaluate(struct mw_session *s, struct dnsbl_state *st)
 		    st->outcome == OUT_OVER ? ", over" : "");
 	mw_buf_free(&log);
 	st->evaluated = 1;
+	explain(s, st);
 }
 
 static void

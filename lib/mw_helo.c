@@ -370,6 +370,7 @@ finish_dns(struct mw_session *s, struct helo_state *st)
 
 	for (i = 0; i < 3; i++) {
 		a[i] = mw_dns_wait(s->dns, st->q[i]);
+		mw_session_note_dns(s, "helo", a[i]);
 		if (has_client(s, a[i])) {
 			st->result = HC_PASS;
 			st->done = 1;
@@ -403,6 +404,58 @@ safe_copy(char *out, size_t outlen, const char *in)
 	out[i] = '\0';
 }
 
+/* Evidence for mailwarden-check: which check decided, and why. */
+static void
+explain(struct mw_session *s, const struct helo_state *st)
+{
+	char h[256];
+
+	if (!s->explain)
+		return;
+	safe_copy(h, sizeof(h), s->helo);
+	switch (st->result) {
+	case HC_PASS:
+		if (h[0] == '[')
+			mw_session_note(s, "helo", "pass: %s is the client's "
+			    "address", h);
+		else
+			mw_session_note(s, "helo", "pass: %s resolves to %s",
+			    h, s->ip);
+		break;
+	case HC_INVALID:
+		mw_session_note(s, "helo", "invalid: %s is not a valid host "
+		    "name or address literal", h);
+		break;
+	case HC_LITERAL:
+		if (h[0] == '[')
+			mw_session_note(s, "helo", "literal: %s is not the "
+			    "client's address %s", h, s->ip);
+		else
+			mw_session_note(s, "helo", "literal: %s is an "
+			    "address without [brackets]", h);
+		break;
+	case HC_NONFQDN:
+		mw_session_note(s, "helo", "non-fqdn: %s is a bare "
+		    "name, not fully-qualified", h);
+		break;
+	case HC_OURS:
+		mw_session_note(s, "helo", "ours: %s is our own name or "
+		    "address", h);
+		break;
+	case HC_UNKNOWN:
+		mw_session_note(s, "helo", "unknown: %s has no A, AAAA or "
+		    "MX record", h);
+		break;
+	case HC_MISMATCH:
+		mw_session_note(s, "helo", "mismatch: %s exists, but none "
+		    "of its addresses is %s", h, s->ip);
+		break;
+	default:
+		mw_session_note(s, "helo", "temperror: %s", st->why);
+		break;
+	}
+}
+
 static void
 helo_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 {
@@ -416,6 +469,7 @@ helo_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 		return;
 	if (!st->done)
 		finish_dns(s, st);
+	explain(s, st);
 	st->applied = 1;
 	if (st->result == HC_PASS)
 		return;

@@ -63,6 +63,7 @@ struct iprev_state {
 	char			 name[256];	/* confirmed (or first) name */
 	char			 why[300];	/* comment for the A-R and the log */
 	int			 applied;	/* action given this transaction */
+	int			 explained;	/* evidence noted */
 };
 
 static void
@@ -295,6 +296,35 @@ advance(struct mw_session *s, struct iprev_state *st, int block)
 		forward_answered(s, st, block);
 }
 
+/*
+ * Evidence for mailwarden-check, noted once, at the first RCPT (the
+ * phase the result is used in, whenever the answers arrived): the PTR
+ * answer, each forward answer, and the result.  Explaining waits for
+ * forward answers a pass did not need, so that all of them show.
+ */
+static void
+explain(struct mw_session *s, struct iprev_state *st)
+{
+	int i;
+
+	if (!s->explain || st->explained || st->stage != ST_DONE)
+		return;
+	st->explained = 1;
+	mw_session_note_dns(s, "iprev", mw_dns_peek(st->ptr));
+	for (i = 0; i < st->nnames; i++)
+		mw_session_note_dns(s, "iprev", mw_dns_wait(s->dns,
+		    st->fwd[i]));
+	if (st->nptr > st->nnames)
+		mw_session_note(s, "iprev", "only the first %d of %d PTR "
+		    "names looked up", st->nnames, st->nptr);
+	if (st->result == MW_AUTH_PASS)
+		mw_session_note(s, "iprev", "pass: %s resolves back to %s",
+		    st->name, s->ip);
+	else
+		mw_session_note(s, "iprev", "%s: %s",
+		    mw_auth_result_name(st->result), st->why);
+}
+
 static void
 iprev_on_connect(struct mw_session *s, void *vst)
 {
@@ -332,6 +362,7 @@ iprev_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 	if (st->stage == ST_IDLE || st->applied)
 		return;
 	advance(s, st, 1);
+	explain(s, st);
 	st->applied = 1;
 	s->res.iprev_pass = st->result == MW_AUTH_PASS;
 	switch (st->result) {

@@ -161,6 +161,7 @@ enum lk_kind {
 };
 
 struct spf_eval {
+	struct mw_session	*s;		/* for evidence notes */
 	struct mw_dns_batch	*dns;
 	int			 family;	/* of the client */
 	uint8_t			 addr[16];
@@ -1250,6 +1251,32 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 }
 
 /*
+ * Evidence for mailwarden-check: the SPF record as fetched, bytes that
+ * are not printable ASCII written \xHH.
+ */
+static void
+note_record(struct spf_eval *ev, const char *name, const char *rec,
+    size_t len)
+{
+	struct mw_buf b = MW_BUF_INIT(1024);
+	size_t i;
+
+	if (!ev->s->explain)
+		return;
+	for (i = 0; i < len && !b.truncated; i++) {
+		unsigned char c = (unsigned char)rec[i];
+
+		if (c < 0x20 || c > 0x7e)
+			mw_buf_printf(&b, "\\x%02x", c);
+		else
+			mw_buf_append(&b, rec + i, 1);
+	}
+	mw_session_note(ev->s, "spf", "record %s: \"%s\"%s", name,
+	    mw_buf_str(&b), b.truncated ? "..." : "");
+	mw_buf_free(&b);
+}
+
+/*
  * Fetch, select, check and compile the SPF record of the current domain
  * (RFC 7208 4.4, 4.5): for the identity's domain, and for every include
  * and redirect target.
@@ -1312,6 +1339,8 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 	if (status == MW_DNS_PERMFAIL && a->error != NULL &&
 	    strcmp(a->error, "bad name") == 0)
 		status = MW_DNS_NXDOMAIN;	/* a name DNS cannot ask for */
+	if (status != MW_DNS_OK)
+		mw_session_note_dns(ev->s, "spf", a);
 	switch (status) {
 	case MW_DNS_OK:
 		break;
@@ -1341,6 +1370,10 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 			reclen = r->len;
 		}
 	}
+	if (found == 1)
+		note_record(ev, name, rec, reclen);
+	else	/* none among the TXT records, or several: show them all */
+		mw_session_note_dns(ev->s, "spf", a);
 	if (found == 0) {
 		if (!top)
 			eval_why(ev, "%s has no SPF record", name);
@@ -1707,6 +1740,39 @@ clean_explanation(char *out, size_t outlen, const char *in)
 }
 
 /*
+ * Evidence for mailwarden-check: the result of one identity and what
+ * decided it.  libspf2 does not tell which mechanism matched, only
+ * whether one did (SPF_REASON_MECH) or the record ran out of terms
+ * (SPF_REASON_DEFAULT).
+ */
+static void
+explain(struct mw_session *s, const struct spf_outcome *o,
+    SPF_response_t *resp)
+{
+	const char *how = "";
+
+	if (!s->explain)
+		return;
+	if (resp != NULL && o->why[0] == '\0') {
+		switch (SPF_response_reason(resp)) {
+		case SPF_REASON_MECH:
+			how = " (a mechanism matched)";
+			break;
+		case SPF_REASON_DEFAULT:
+			how = " (no mechanism matched: the default result)";
+			break;
+		default:
+			break;
+		}
+	}
+	mw_session_note(s, "spf", "%s %s: %s%s%s%s%s", o->helo_identity ?
+	    "helo" : "mailfrom", o->domain, mw_auth_result_name(o->result),
+	    how, o->why[0] ? " (" : "", o->why, o->why[0] ? ")" : "");
+	if (o->exp[0] != '\0')
+		mw_session_note(s, "spf", "explanation: %s", o->exp);
+}
+
+/*
  * check_host() for one identity: sender is the MAIL FROM address
  * without <> (or "postmaster@HELO"), helo the HELO name.  Fills out.
  */
@@ -1731,6 +1797,7 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 
 	if (!identity_domain_ok(domain)) {
 		snprintf(out->why, sizeof(out->why), "no valid domain name");
+		explain(s, out, NULL);
 		return;
 	}
 	if (g == NULL || (req = SPF_request_new(g->server)) == NULL) {
@@ -1739,6 +1806,7 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 		return;
 	}
 	memset(&ev, 0, sizeof(ev));
+	ev.s = s;
 	arc4random_buf(&nonce, sizeof(nonce));
 	snprintf(ev.mark, sizeof(ev.mark), ".mw0-%016llx.invalid",
 	    (unsigned long long)nonce);
@@ -1788,6 +1856,7 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 			snprintf(out->why, sizeof(out->why), "%s",
 			    SPF_strerror(SPF_response_errcode(resp)));
 	}
+	explain(s, out, ev.abort == ABORT_NONE ? resp : NULL);
 	if (resp != NULL)
 		SPF_response_free(resp);
 	SPF_request_free(req);

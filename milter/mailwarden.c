@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -523,7 +524,7 @@ main(int argc, char **argv)
 	const char *path = DEFAULT_CONFIG;
 	struct mw_config *cfg;
 	int ch, foreground = 0, check_only = 0, status = 0, sig;
-	char err[1024];
+	char err[1024], abspath[PATH_MAX];
 	pthread_t tid;
 	sigset_t set;
 
@@ -547,6 +548,12 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage();
+	/*
+	 * daemon() changes to /: keep the absolute path for SIGHUP reloads.
+	 * (A path that does not resolve is reported by the loader below.)
+	 */
+	if (realpath(path, abspath) != NULL)
+		path = abspath;
 
 	if (mw_config_load(path, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mailwarden: %s\n", err);

@@ -1046,7 +1046,7 @@ check_spf(struct self *sc)
 	struct find_ri f;
 	const char *rec, *p, *nl;
 	char fix[600];
-	int n, fam = AF_INET;
+	int n, fam = AF_INET, notes_shown = 0;
 	uint8_t tmp[16];
 
 	mwc_section(r, "SPF");
@@ -1120,14 +1120,16 @@ check_spf(struct self *sc)
 		    f.found && f.ri.comment[0] ? " (" : "",
 		    f.found ? f.ri.comment : "", f.found &&
 		    f.ri.comment[0] ? ")" : "");
-		detail_notes(r, rv, "spf");
+		if (!notes_shown++)	/* the evidence once */
+			detail_notes(r, rv, "spf");
 	} else if (rv->spf == MW_AUTH_TEMPERROR) {
 		mwc_item(r, MWC_WARN, "spf-valid", "check the DNS servers of "
 		    "the domains the record names, then run this again",
 		    "evaluating the record failed for now (spf=temperror%s%s)",
 		    f.found && f.ri.comment[0] ? ": " : "", f.found ?
 		    f.ri.comment : "");
-		detail_notes(r, rv, "spf");
+		if (!notes_shown++)	/* the evidence once */
+			detail_notes(r, rv, "spf");
 	} else
 		mwc_item(r, MWC_PASS, "spf-valid", NULL, "the record is valid "
 		    "(mailwarden's SPF check evaluates it without error)");
@@ -1175,7 +1177,8 @@ check_spf(struct self *sc)
 		}
 		if (f.found)
 			mwc_detail(r, "%s", f.ri.text);
-		detail_notes(r, rv, "spf");
+		if (!notes_shown++)	/* the evidence once */
+			detail_notes(r, rv, "spf");
 	}
 
 	if (w.lookups > 10)

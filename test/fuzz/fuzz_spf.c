@@ -92,6 +92,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	snprintf(from, n, "<%s>", sender);
+	/* Explain mode: the evidence notes (record text, results) too. */
+	mw_session_set_explain(s, 1);
 	mw_session_connect(s, ip, "client.fuzz.test", 25);
 	mw_session_helo(s, helo);
 	mw_session_mail(s, from, NULL, 0);
