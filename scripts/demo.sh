@@ -2,8 +2,8 @@
 # mailwarden's main job in one go, from a fresh clone, as root:
 #	sh scripts/demo.sh
 # Installs the Debian packages, builds, starts the daemon with
-# etc/mailwarden.ini (plus three lines that point it at the demo's DNS
-# server and socket) in front of a private Postfix on 127.0.0.1, sends
+# etc/mailwarden.ini (plus four lines: the demo's DNS server and socket,
+# its name, user nobody) in front of a private Postfix on 127.0.0.1, sends
 # three messages with swaks, and prints what happened: the delivered
 # message's headers and the rejections.  Leaves nothing running.
 # t/lib.sh needs bash, even when started as `sh scripts/demo.sh`.
