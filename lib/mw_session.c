@@ -720,19 +720,7 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 		return &s->verdict;
 	}
 	exempt = rcpt_exempt(s, r);
-	{
-		size_t i_;
-
-		for (i_ = 0; i_ < mw_nmodules; i_++) {
-			const struct mw_module *m_ = mw_modules[i_];
-
-			if (m_->on_rcpt != NULL && runs(s, m_)) {
-				s->running = m_->name;
-				m_->on_rcpt(s, s->state[i_], r);
-				s->running = NULL;
-			}
-		}
-	}
+	RUN_HOOK(s, on_rcpt, r);
 	v = decide(s, 1, exempt);
 	log_safe(safe, sizeof(safe), r);
 	mw_buf_printf(&s->rcpt_log, "%s<%s>", s->rcpt_log.len ? "," : "", safe);
@@ -819,18 +807,13 @@ static void
 build_authres(struct mw_session *s)
 {
 	struct mw_authres *ar = mw_authres_new(s->cfg->authserv_id);
-	size_t i;
 
 	free(s->authres);
 	s->authres = NULL;
 	if (ar == NULL)
 		return;
-	for (i = 0; i < mw_nmodules; i++)
-		if (mw_modules[i]->authres != NULL && runs(s, mw_modules[i])) {
-			s->running = mw_modules[i]->name;
-			mw_modules[i]->authres(s, s->state[i], ar);
-			s->running = NULL;
-		}
+	/* decide() has cleared any refusal, so every module gets its turn. */
+	RUN_HOOK(s, authres, ar);
 	/*
 	 * Inbound mail always gets our header, "id; none" if no check had
 	 * anything to say, so downstream filters know we looked at it.
