@@ -10,11 +10,12 @@
  * been looked up:
  *
  *	pass		a PTR name resolves back to the client address
- *	fail		no PTR at all (NXDOMAIN, NODATA), or none of the names
- *			resolves back
+ *	fail		none of the PTR names resolves back
  *	temperror	a lookup failed for now (timeout, SERVFAIL, ...) and
  *			no name confirmed: never read as "no PTR"
- *	permerror	the PTR answer was unusable
+ *	permerror	no PTR data at all (NXDOMAIN, or NOERROR without
+ *			an answer: RFC 8601 section 2.7.3), or the PTR
+ *			answer was unusable
  *
  * Only the first MW_IPREV_MAX_NAMES names of the PTR answer are looked
  * up, as RFC 7208 section 5.5 does for SPF's ptr mechanism: a PTR set
@@ -187,7 +188,7 @@ ptr_answered(struct mw_session *s, struct iprev_state *st,
 	    (a->status == MW_DNS_OK && a->nrr <= 0)) {
 		st->noptr = 1;
 		snprintf(st->why, sizeof(st->why), "no PTR record");
-		finish(st, MW_AUTH_FAIL);
+		finish(st, MW_AUTH_PERMERROR);
 		return;
 	}
 	if (a->status == MW_DNS_PERMFAIL) {
