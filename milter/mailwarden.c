@@ -47,6 +47,8 @@
 #define SYSCONFDIR "/etc"
 #endif
 #define DEFAULT_CONFIG	SYSCONFDIR "/mailwarden/mailwarden.ini"
+/* libmilter's MILTER_MDS_1M (mfdef.h defines it only with _FFR_MDS_NEGOTIATE) */
+#define MW_MILTER_MAX_DATA	(1024 * 1024 - 1)
 
 /* The live context; replaced on SIGHUP.  Sessions hold a reference. */
 static struct mw_ctx *current_ctx;
@@ -583,6 +585,19 @@ main(int argc, char **argv)
 		mw_log(LOG_ERR, "smfi_register failed");
 		return EX_SOFTWARE;
 	}
+	/*
+	 * Take packets of up to 1 MB: libmilter's default is 64 kB and it
+	 * drops the connection on a larger one -- a header field above
+	 * 64 kB (Postfix allows 100 kB, header_size_limit) would be
+	 * tempfailed by the MTA forever.  (Debian's libmilter is built
+	 * without _FFR_MDS_NEGOTIATE: it takes the larger packets but does
+	 * not announce SMFIP_MDS_1M in the option negotiation; Sendmail
+	 * sends them when its MilterMaxDataSize allows, Postfix sends what
+	 * it has.)
+	 */
+	if (smfi_setmaxdatasize(MW_MILTER_MAX_DATA) == 0)
+		mw_log(LOG_WARNING, "libmilter refused a %d-byte data size: "
+		    "header fields above 64 kB will fail", MW_MILTER_MAX_DATA);
 	if (open_socket(mw_ctx_config(current_ctx)) == -1)
 		return EX_UNAVAILABLE;
 	if (drop_privileges(mw_ctx_config(current_ctx)) == -1)
