@@ -3,8 +3,9 @@
  * libspf2; section [spf].
  *
  * At MAIL FROM (on_mail) we evaluate the sender's domain, or for the null
- * sender <> the HELO name (RFC 7208 section 2.4), and unless turned off
- * the HELO name as a second, separate result.  The result maps to a
+ * sender <> postmaster@<HELO name> (RFC 7208 section 2.4), and unless
+ * turned off the HELO name as a second, separate result.  Loopback
+ * clients are evaluated like any other (spf_query).  The result maps to a
  * configured action that the session holds until RCPT (or end of data,
  * reject_at = data); at end of message we add our Authentication-Results
  * resinfo and a Received-SPF header.  DMARC reads s->res.spf*.
@@ -138,6 +139,7 @@ struct spf_state {
 	char			*sender;	/* the address checked */
 	struct spf_outcome	 mfrom;
 	int			 helo_separate;	/* helo has its own result */
+	int			 helo_shown;	/* null sender: helo shown too */
 };
 
 /* ------------------------------------------------------------------------
@@ -1773,6 +1775,42 @@ explain(struct mw_session *s, const struct spf_outcome *o,
 }
 
 /*
+ * SPF_request_query_mailfrom() without libspf2's "localhost is always
+ * allowed" rule: libspf2 1.2.10 answers pass (SPF_REASON_LOCALHOST) for
+ * a client in 127.0.0.0/8 or ::1 before it even looks at the record,
+ * and there is no server or request setting to turn that off.  A
+ * loopback client that is not in trusted_networks is evaluated like any
+ * other: the same steps as libspf2's entry point (spf_request.c: set
+ * the current domain, fetch the record through our DNS layer,
+ * interpret it with the record kept for the explanation), minus the
+ * shortcut.  Everything else goes through libspf2's own entry point.
+ */
+static void
+spf_query(SPF_server_t *server, SPF_request_t *req, SPF_response_t **respp)
+{
+	SPF_record_t *rec = NULL;
+	SPF_response_t *resp;
+
+	if (!SPF_request_is_loopback(req)) {
+		SPF_request_query_mailfrom(req, respp);
+		return;
+	}
+	if ((*respp = resp = SPF_response_new(req)) == NULL)
+		return;
+	req->cur_dom = req->use_helo ? req->helo_dom : req->env_from_dp;
+	if (SPF_server_get_record(server, req, resp, &rec) != SPF_E_SUCCESS) {
+		if (rec != NULL)
+			SPF_record_free(rec);
+		SPF_i_done(resp, resp->result, resp->reason, resp->err);
+		return;
+	}
+	resp->spf_record_exp = rec;
+	SPF_record_interpret(rec, req, resp, 0);
+	SPF_record_free(rec);
+	resp->spf_record_exp = NULL;
+}
+
+/*
  * check_host() for one identity: sender is the MAIL FROM address
  * without <> (or "postmaster@HELO"), helo the HELO name.  Fills out.
  */
@@ -1832,7 +1870,7 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 	}
 
 	spf_current = &ev;
-	SPF_request_query_mailfrom(req, &resp);
+	spf_query(g->server, req, &resp);
 	spf_current = NULL;
 
 	if (ev.abort == ABORT_PERMERROR)
@@ -2073,11 +2111,20 @@ spf_on_mail(struct mw_session *s, void *vst)
 	st->done = 1;
 	st->null_sender = s->mail_from == NULL || s->mail_from[0] == '\0';
 	if (st->null_sender) {
-		/* RFC 7208 2.4: the HELO identity is the MAIL FROM one. */
+		/*
+		 * RFC 7208 2.4: the MAIL FROM identity of the null sender is
+		 * postmaster@<HELO>.  Its check_host() is the HELO one, done
+		 * once; the result is reported (and acted on) as the MAIL
+		 * FROM result, and the HELO result is shown beside it as for
+		 * any sender, without an action of its own.
+		 */
 		if (helo != NULL) {
 			h = helo_outcome(s, st, deadline);
 			st->mfrom = *h;
+			st->mfrom.helo_identity = 0;
 			mw_buf_printf(&sender, "postmaster@%s", helo);
+			st->helo_shown = c->check_helo &&
+			    identity_domain_ok(helo);
 		} else {
 			memset(&st->mfrom, 0, sizeof(st->mfrom));
 			st->mfrom.helo_identity = 1;
@@ -2162,8 +2209,11 @@ spf_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 	if (!st->done)
 		return;
 	if (st->null_sender) {
-		if (s->helo != NULL && s->helo[0] != '\0')
-			authres_one(s, ar, &st->mfrom, 1, s->helo);
+		/* (no HELO: no identity at all, nothing to report) */
+		if (st->sender != NULL && st->sender[0] != '\0')
+			authres_one(s, ar, &st->mfrom, 0, st->sender);
+		if (st->helo_shown)
+			authres_one(s, ar, &st->helo, 1, s->helo);
 		return;
 	}
 	authres_one(s, ar, &st->mfrom, 0, s->mail_from);
@@ -2180,6 +2230,7 @@ spf_on_reset(struct mw_session *s, void *vst)
 	st->done = 0;
 	st->null_sender = 0;
 	st->helo_separate = 0;
+	st->helo_shown = 0;
 	free(st->sender);
 	st->sender = NULL;
 	memset(&st->mfrom, 0, sizeof(st->mfrom));
