@@ -366,6 +366,9 @@ iprev_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 	explain(s, st);
 	st->applied = 1;
 	s->res.iprev_pass = st->result == MW_AUTH_PASS;
+	if (s->res.iprev_pass)
+		snprintf(s->res.iprev_name, sizeof(s->res.iprev_name), "%s",
+		    st->name);
 	switch (st->result) {
 	case MW_AUTH_PASS:
 		break;

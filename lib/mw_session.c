@@ -151,6 +151,7 @@ mw_session_new(struct mw_ctx *ctx)
 	s->cfg = ctx->cfg;
 	s->rcpt_log = big;
 	s->conn_reasons = s->msg_reasons = s->dry_run_notes = empty;
+	s->rcpt_refusals = empty;
 	s->results_summary = big;
 	if ((s->dns = mw_dns_batch_new(ctx->dns)) == NULL)
 		goto fail;
@@ -200,6 +201,8 @@ reset_transaction(struct mw_session *s)
 	s->rcpts = NULL;
 	s->n_rcpts = 0;
 	mw_buf_reset(&s->rcpt_log);
+	s->n_rcpt_refused = 0;
+	mw_buf_reset(&s->rcpt_refusals);
 	s->exempt_rcpt = 0;
 	s->header_bytes = s->body_bytes = 0;
 	s->n_headers = 0;
@@ -253,6 +256,7 @@ mw_session_free(struct mw_session *s)
 	free(s->authres);
 	free(s->quarantine);
 	mw_buf_free(&s->rcpt_log);
+	mw_buf_free(&s->rcpt_refusals);
 	mw_buf_free(&s->conn_reasons);
 	mw_buf_free(&s->msg_reasons);
 	mw_buf_free(&s->dry_run_notes);
@@ -681,6 +685,23 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
 	return decide(s, 0, 0);
 }
 
+/*
+ * A refused RCPT, for the log line: counted, and its reply kept once
+ * (several recipients refused for the same reason show it once).
+ */
+static void
+note_rcpt_refusal(struct mw_session *s, const struct mw_verdict *v)
+{
+	char one[sizeof(v->text) + 64];
+
+	s->n_rcpt_refused++;
+	snprintf(one, sizeof(one), "%s: %d %s %s", mw_verdict_name(v->kind),
+	    v->code, v->xcode, v->text);
+	if (strstr(mw_buf_str(&s->rcpt_refusals), one) == NULL)
+		mw_buf_printf(&s->rcpt_refusals, "%s%s",
+		    s->rcpt_refusals.len ? "; " : "", one);
+}
+
 /* Is the recipient's local part one we must always accept? */
 static int
 rcpt_exempt(const struct mw_session *s, const char *rcpt)
@@ -726,6 +747,7 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 	mw_buf_printf(&s->rcpt_log, "%s<%s>", s->rcpt_log.len ? "," : "", safe);
 	if (v->kind == MW_REJECT || v->kind == MW_TEMPFAIL) {
 		mw_buf_printf(&s->rcpt_log, " (%d %s)", v->code, v->xcode);
+		note_rcpt_refusal(s, v);
 		free(r);
 		return v;
 	}
@@ -825,30 +847,67 @@ build_authres(struct mw_session *s)
 	mw_authres_free(ar);
 }
 
+/*
+ * What happened to the message, for the log line's verdict=: accepted
+ * at end of data (for how many recipients, and the RCPTs refused on the
+ * way, with their replies), refused (the last refusal), or nothing.
+ */
+static void
+describe_outcome(const struct mw_session *s, int aborted, char *out,
+    size_t outlen)
+{
+	int at_eom_accepted = !aborted && (s->verdict.kind == MW_CONTINUE ||
+	    s->verdict.kind == MW_ACCEPT);
+
+	if (at_eom_accepted && s->n_rcpt_refused == 0)
+		snprintf(out, outlen, "accept");
+	else if (at_eom_accepted)
+		snprintf(out, outlen, "accept for %zu recipient%s, refused "
+		    "for %zu: %s", s->n_rcpts, s->n_rcpts == 1 ? "" : "s",
+		    s->n_rcpt_refused, mw_buf_str(&s->rcpt_refusals));
+	else if (s->final.kind == MW_CONTINUE || s->final.kind == MW_ACCEPT)
+		snprintf(out, outlen, "none (transaction aborted)");
+	else
+		snprintf(out, outlen, "%s: %d %s %s",
+		    mw_verdict_name(s->final.kind), s->final.code,
+		    s->final.xcode, s->final.text);
+}
+
+/*
+ * The client's name for the log: the MTA's, else (Sendmail's
+ * "[192.0.2.10]" after a failed lookup, Postfix's "unknown") the one
+ * our iprev check confirmed, marked " name_from=iprev".
+ */
+static const char *
+client_name_for_log(const struct mw_session *s, const char **mark)
+{
+	*mark = "";
+	if (s->client_name != NULL)
+		return s->client_name;
+	if (s->res.iprev_pass && s->res.iprev_name[0] != '\0') {
+		*mark = " name_from=iprev";
+		return s->res.iprev_name;
+	}
+	return "unknown";
+}
+
 /* One Postfix-style line per transaction. */
 static void
 log_transaction(struct mw_session *s, int aborted)
 {
 	char name[MW_LOG_FIELD_MAX], helo[MW_LOG_FIELD_MAX];
-	char from[MW_LOG_FIELD_MAX], verdict[600];
+	char from[MW_LOG_FIELD_MAX], verdict[4096];
 	double score = s->conn_score + s->msg_score;
+	const char *name_mark;
 
-	log_safe(name, sizeof(name), s->client_name ? s->client_name :
-	    "unknown");
+	log_safe(name, sizeof(name), client_name_for_log(s, &name_mark));
 	log_safe(helo, sizeof(helo), s->helo);
 	log_safe(from, sizeof(from), s->mail_from);
-	if ((s->final.kind == MW_CONTINUE || s->final.kind == MW_ACCEPT) &&
-	    aborted)
-		snprintf(verdict, sizeof(verdict), "none (transaction aborted)");
-	else if (s->final.kind == MW_CONTINUE || s->final.kind == MW_ACCEPT)
-		snprintf(verdict, sizeof(verdict), "accept");
-	else
-		snprintf(verdict, sizeof(verdict), "%s: %d %s %s",
-		    mw_verdict_name(s->final.kind), s->final.code,
-		    s->final.xcode, s->final.text);
-	mw_log(LOG_INFO, "%s: client=%s[%s] helo=<%s> from=<%s> to=%s "
+	describe_outcome(s, aborted, verdict, sizeof(verdict));
+	mw_log(LOG_INFO, "%s: client=%s[%s]%s helo=<%s> from=<%s> to=%s "
 	    "size=%llu results=[%s] score=%g%s%s verdict=%s%s%s%s",
-	    s->queue_id ? s->queue_id : "NOQUEUE", name, s->ip, helo, from,
+	    s->queue_id ? s->queue_id : "NOQUEUE", name, s->ip, name_mark,
+	    helo, from,
 	    s->rcpt_log.len ? mw_buf_str(&s->rcpt_log) : "none",
 	    s->header_bytes + s->body_bytes,
 	    mw_buf_str(&s->results_summary), score,

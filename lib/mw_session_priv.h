@@ -60,6 +60,7 @@ struct mw_shared_results {
 	/* connection checks (per connection) */
 	int			dnswl_listed;	/* an allowlist zone matched */
 	int			iprev_pass;
+	char			iprev_name[256];	/* the name that passed */
 };
 
 struct mw_hdr_list {
@@ -94,6 +95,8 @@ struct mw_session {
 	char			**rcpts;	/* accepted, without <> */
 	size_t			 n_rcpts;
 	struct mw_buf		 rcpt_log;	/* every RCPT and its answer */
+	size_t			 n_rcpt_refused;	/* RCPTs we refused */
+	struct mw_buf		 rcpt_refusals;	/* their distinct replies */
 	int			 exempt_rcpt;	/* postmaster@ among them */
 	unsigned long long	 header_bytes;
 	unsigned long long	 body_bytes;

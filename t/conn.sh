@@ -60,5 +60,24 @@ r=$(send_mail --xclient-addr 192.0.2.10 --xclient-name mx.example.test \
     --helo mx.test --from a@sender.test --to rcpt@maildir.test)
 like "$r" "^5[0-9][0-9] 5\.[0-9.]+ .*mx.test" "HELO with our own name refused"
 
+# 5. The log line says what happened to the message: no PTR, one
+#    recipient refused, postmaster@ accepted and delivered.
+clear_maildir
+r=$(send_mail --xclient-addr 192.0.2.20 --helo noptr.example.test \
+    --from a@sender.test --to rcpt@maildir.test,postmaster@maildir.test \
+    --header "From: <a@sender.test>")
+like "$r" "^250 " "no PTR: delivered to postmaster@"
+wait_delivered 1
+like "$(daemon_log)" "client=unknown\[192.0.2.20\] .* verdict=accept for 1 recipient, refused for 1: reject: 550 5.7.25 Client host \[192.0.2.20\] has no reverse DNS \(PTR\) record" \
+    "log: accepted for 1 recipient, refused for 1, with the reply"
+
+# 6. Postfix passes no name ("unknown"): the log names the client by the
+#    name our iprev check confirmed, marked as such.
+r=$(send_mail --xclient-addr 192.0.2.10 --xclient-name '[UNAVAILABLE]' \
+    --helo mx.example.test --from b@sender.test --to rcpt@maildir.test)
+like "$r" "^250 " "client without a name from the MTA delivered"
+like "$(daemon_log)" "client=mx.example.test\[192.0.2.10\] name_from=iprev helo=<mx.example.test> from=<b@sender.test>" \
+    "log: client name from our iprev check, marked name_from=iprev"
+
 check_daemon_clean_exit
 done_testing

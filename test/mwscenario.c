@@ -19,6 +19,9 @@
  *	eom
  *	abort
  *	repeat N header NAME: VALUE
+ *	log			from here on the library's log lines (level
+ *				info: the one line per message) are part of
+ *				the transcript, "mwscenario: ..."
  */
 #include "config.h"
 
@@ -198,6 +201,8 @@ main(int argc, char **argv)
 	}
 	mw_log_open("mwscenario", 0, getenv("MW_DEBUG") ? LOG_DEBUG : LOG_ERR,
 	    1);
+	/* Line by line, so that log lines (stderr) fall in their place. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		char *cmd = line, *arg;
 		size_t n;
@@ -247,6 +252,17 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s:%d: no config before events\n",
 			    argv[1], lineno);
 			return 2;
+		}
+		if (strcmp(cmd, "log") == 0) {
+			/* stderr (the log) into the transcript */
+			fflush(stdout);
+			if (dup2(STDOUT_FILENO, STDERR_FILENO) == -1) {
+				perror("dup2");
+				return 2;
+			}
+			if (!getenv("MW_DEBUG"))
+				mw_log_set_level(LOG_INFO);
+			continue;
 		}
 		if (strcmp(cmd, "connect") == 0) {
 			char *av[3];
