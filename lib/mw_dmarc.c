@@ -100,7 +100,7 @@ dmarc_cfg_init(void *vc)
 	struct dmarc_cfg *c = vc;
 
 	c->enabled = true;
-	c->psl_file = strdup("/usr/share/publicsuffix/public_suffix_list.dat");
+	c->psl_file = strdup(MW_DEFAULT_PSL);
 	c->reject_action.mode = DISP_ACTION;
 	c->reject_action.act.kind = MW_ACT_REJECT;
 	c->quarantine_action.mode = DISP_HEADER;

@@ -2,7 +2,7 @@
 # Install the Debian 12 packages mailwarden builds against and tests with.
 # Run as root.  Quiet unless something fails.
 set -e
-PKGS="build-essential autoconf automake libtool pkg-config
+PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
  libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libc-ares-dev
  libhiredis-dev libssl-dev libinih-dev
  postfix swaks miltertest nsd redis-server dnsutils publicsuffix

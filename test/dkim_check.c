@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +46,15 @@ struct msg {
 	size_t		  bodylen;
 };
 
-static void
-die(const char *fmt, const char *arg)
+static void __attribute__((format(printf, 1, 2), noreturn))
+die(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "dkim_check: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	exit(2);
 }

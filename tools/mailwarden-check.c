@@ -26,6 +26,7 @@
 
 #include <ctype.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,11 +93,15 @@ usage(FILE *fp)
 "0 (all pass), 1 (warnings), 2 (failures).  See mailwarden-check(1).\n");
 }
 
-static int
-bad_usage(const char *fmt, const char *arg)
+static int __attribute__((format(printf, 1, 2)))
+bad_usage(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "mailwarden-check: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\n");
 	usage(stderr);
 	return MWC_EXIT_USAGE;
