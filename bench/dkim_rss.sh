@@ -9,7 +9,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/t/lib.sh"
-bin=${DKIM_RSS:-$top/bench/dkim_rss}
+bin=${DKIM_RSS:-$BUILD/bench/dkim_rss}
 [ -x "$bin" ] || { echo "dkim_rss.sh: $bin is not built" >&2; exit 2; }
 lab_init >/dev/null
 start_nsd "$top/t/zones/dkim-test.zone"

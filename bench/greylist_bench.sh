@@ -11,7 +11,7 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../t/lib.sh"
 
-BENCH=$TOP/bench/greylist_bench
+BENCH=$BUILD/bench/greylist_bench
 if [ ! -x "$BENCH" ]; then
     make -C "$TOP" bench/greylist_bench >/dev/null || { echo "cannot build $BENCH" >&2; exit 1; }
 fi

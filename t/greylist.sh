@@ -7,7 +7,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-DRIVER=${GREYLIST_DRIVER:-$TOP/test/greylist_driver}
+DRIVER=${GREYLIST_DRIVER:-$BUILD/test/greylist_driver}
 [ -x "$DRIVER" ] || skip_all "test/greylist_driver not built"
 command -v redis-server >/dev/null || skip_all "redis-server not installed"
 lab_init

@@ -16,7 +16,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/t/lib.sh"
 py=/usr/bin/python3
-check=${DKIM_CHECK:-$top/test/dkim_check}
+check=${DKIM_CHECK:-$BUILD/test/dkim_check}
 export DKIM_CHECK=$check
 data=${MW_TESTDATA:-$(cd "$(dirname "$0")" && pwd)/corpora}/dkim
 

@@ -19,7 +19,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/t/lib.sh"
 py=/usr/bin/python3
-eval_bin=${DMARC_EVAL:-${top_builddir:-$top}/test/dmarc_eval}
+eval_bin=${DMARC_EVAL:-$BUILD/test/dmarc_eval}
 data=${MW_TESTDATA:-$(cd "$(dirname "$0")" && pwd)/corpora}/dmarc
 
 [ -x "$eval_bin" ] || skip_all "test/dmarc_eval is not built"

@@ -545,7 +545,13 @@ test_config(int nsd_port)
 
 	if (getenv("MW_DNS_TEST_V6") == NULL ||
 	    strcmp(getenv("MW_DNS_TEST_V6"), "1") != 0) {
-		printf("# skip: no [::1] nameserver (MW_DNS_TEST_V6 unset)\n");
+		/* TAP skip (automake: SKIP); with CI=true a failure */
+		if (getenv("CI") != NULL && strcmp(getenv("CI"), "true") == 0)
+			ok(0, "IPv6 nameserver (skipped, but CI=true: "
+			    "no [::1] nameserver)");
+		else
+			printf("ok %d - IPv6 nameserver # SKIP no [::1] "
+			    "nameserver (MW_DNS_TEST_V6 unset)\n", ++ntest);
 		return;
 	}
 	snprintf(servers, sizeof(servers), "[::1]:%d", nsd_port);
@@ -680,6 +686,6 @@ main(int argc, char **argv)
 	test_threads(servers);
 
 	printf("1..%d\n", ntest);
-	printf("%d passed, %d failed\n", ntest - nfail, nfail);
+	printf("# %d passed, %d failed\n", ntest - nfail, nfail);
 	return nfail ? 1 : 0;
 }

@@ -10,17 +10,24 @@
 # (apt-get source libspf2, or the upstream 1.2.10 tarball) its files are
 # compiled into the harness with the sanitizers too.
 #
+# Sources come from the source tree; config.h and the harness binary are
+# in the build tree ($top_builddir, default: the source tree), so an
+# out-of-tree build (make distcheck) works.
+#
 # Needs: apt-get install clang libclang-rt-14-dev
 # Run:	 test/fuzz/fuzz_spf -max_total_time=300 -max_len=4096 \
 #	     test/fuzz/corpus test/fuzz/seeds
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
-out=$top/test/fuzz
+build=$(cd "${top_builddir:-$top}" && pwd)
+src_fuzz=$top/test/fuzz
+out=$build/test/fuzz
+mkdir -p "$out"
 obj=$(mktemp -d /tmp/fuzz_spf.XXXXXX)
 trap 'rm -rf "$obj"' EXIT
 CC=${CC:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-CFLAGS="-g -O1 -std=gnu11 -DHAVE_CONFIG_H -I$top -I$top/lib -I$out $SAN"
+CFLAGS="-g -O1 -std=gnu11 -DHAVE_CONFIG_H -I$build -I$top/lib -I$src_fuzz $SAN"
 
 srcs=""
 for f in "$top"/lib/*.c; do
@@ -65,8 +72,8 @@ CFG
 	spf_libs="$obj/spf/*.o -lresolv"
 fi
 # shellcheck disable=SC2086
-$CC $CFLAGS -fsanitize=fuzzer -o "$out/fuzz_spf" "$out/fuzz_spf.c" \
-    "$out/stub_dns.c" $srcs $spf_libs \
+$CC $CFLAGS -fsanitize=fuzzer -o "$out/fuzz_spf" "$src_fuzz/fuzz_spf.c" \
+    "$src_fuzz/stub_dns.c" $srcs $spf_libs \
     $(pkg-config --cflags --libs opendkim hiredis inih openssl) \
     -lopendmarc -lpthread -lm
 echo "built $out/fuzz_spf"
