@@ -6,7 +6,7 @@
 # Serves the keys of the third-party test data (Mail::DKIM's corpus,
 # dkimpy's cases, the RFC 8463 example; test/corpora/dkim, or
 # $MW_TESTDATA/dkim) from nsd on loopback, with the corpus's "query timed
-# out" and SERVFAIL names answered by test/dkim_dnsproxy.py, and runs
+# out" and SERVFAIL names answered by t/dnsfault.py in front of it, and runs
 # test/dkim_corpus.py: our results against Mail::DKIM's and dkimpy's
 # (failing only on disagreements test/dkim-known-differences.txt does not
 # explain), signing round trips with dkimpy (python3-dkim) both ways, the
@@ -39,17 +39,19 @@ run_py() {
 	done < <("$py" "$top/test/dkim_corpus.py" "$@" 2>&1)
 }
 
-# start_proxy FAULTS: the fault proxy in front of nsd, port in PROXY_PORT.
+# start_proxy FAULTS: t/dnsfault.py in front of nsd, failing the names of
+# FAULTS ("name timeout|servfail": the corpus's names, which we cannot
+# choose) and passing every other query on; port in PROXY_PORT.
 start_proxy() {
 	[ -n "${PROXY_PORT:-}" ] && lab_stop dnsproxy
 	PROXY_PORT=$(lab_port)
-	lab_spawn dnsproxy "$py" "$top/test/dkim_dnsproxy.py" "$PROXY_PORT" \
-	    "$NSD_PORT" "$1"
+	lab_spawn dnsproxy "$py" "$top/t/dnsfault.py" "$PROXY_PORT" \
+	    --forward "$NSD_PORT" --rules "$1" --no-label-faults
 	for _ in $(seq 1 100); do
 		grep -q '^ready' "$LAB/dnsproxy.log" 2>/dev/null && return 0
 		sleep 0.05
 	done
-	lab_die "dkim_dnsproxy.py did not start" "$LAB/dnsproxy.log"
+	lab_die "t/dnsfault.py did not start" "$LAB/dnsproxy.log"
 }
 
 # --- phase 1: the corpora, the round trips

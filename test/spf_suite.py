@@ -8,7 +8,7 @@ historic RFC 4408 one, YAML from pyspf) through mailwarden's SPF code.
 
 Data: $MW_TESTDATA (default test/corpora)/spf, see its SOURCES.md.
 
-For each suite file a real DNS server (test/spf_dns.py, python3-dnslib)
+For each suite file a real DNS server (t/dnsfault.py --spf-suite)
 is started on loopback; for each scenario it is switched to that
 scenario's zonedata and test/spf_check (our SPF module, libspf2 through
 our DNS layer, over c-ares) evaluates the scenario's cases against it.
@@ -60,13 +60,13 @@ def load_known(path):
 
 def start_dns(suite):
     dns = subprocess.Popen(
-        ["/usr/bin/python3", os.path.join(TOP_SRC, "test", "spf_dns.py"),
-         suite],
+        ["/usr/bin/python3", os.path.join(TOP_SRC, "t", "dnsfault.py"),
+         "--spf-suite", suite],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     words = dns.stdout.readline().split()
     if len(words) != 2 or words[0] != "ready":
         dns.kill()
-        sys.exit("spf_suite: spf_dns.py did not start")
+        sys.exit("spf_suite: dnsfault.py did not start")
     return dns, int(words[1])
 
 
@@ -74,7 +74,7 @@ def select(dns, n):
     dns.stdin.write("scenario %d\n" % n)
     dns.stdin.flush()
     if dns.stdout.readline().strip() != "ok %d" % n:
-        sys.exit("spf_suite: spf_dns.py did not switch to scenario %d" % n)
+        sys.exit("spf_suite: dnsfault.py did not switch to scenario %d" % n)
 
 
 def expected_list(result):
