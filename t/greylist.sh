@@ -118,7 +118,8 @@ ok "unseen triplet expires after retry_window (TTL $ttl, 2 days)" \
 sleep 1.2
 is "$(rcpt a 192.0.2.7 Alice+Lists@Example.ORG bob@example.net)" continue \
     "retry after the delay (sender with +ext, other case): accepted"
-is "$(drv a eom)" "continue | X-Greylist: delayed 1 second by mailwarden at mx.mailwarden.test" \
+# at least the 1.2 s slept; more on a loaded machine (no timed assertion)
+like "$(drv a eom)" '^continue \| X-Greylist: delayed ([1-9] seconds?|[1-9][0-9]+ seconds) by mailwarden at mx\.mailwarden\.test$' \
     "the delivered message says how long it was delayed"
 ttl=$(redis_cmd TTL "$key")
 ok "passed triplet lives pass_ttl (TTL $ttl, 35 days)" \
@@ -430,8 +431,8 @@ if [ -x "$MW_DAEMON" ] && [ "$(id -u)" = 0 ] && command -v postfix >/dev/null &&
     sleep 1.2
     like "$(smtp 192.0.2.34 alice@example.org)" '^250 ' "SMTP: retry after the delay is delivered"
     wait_delivered 1 || true
-    is "$(grep '^X-Greylist:' "$(last_delivered)")" \
-        "X-Greylist: delayed 1 second by mailwarden at mx.mailwarden.test" \
+    like "$(grep '^X-Greylist:' "$(last_delivered)")" \
+        '^X-Greylist: delayed ([1-9] seconds?|[1-9][0-9]+ seconds) by mailwarden at mx\.mailwarden\.test$' \
         "SMTP: the delivered message has the X-Greylist header"
     fds_d=$(ls "/proc/$MW_DAEMON_PID/fd" | wc -l)
     kill_redis
