@@ -33,9 +33,29 @@ is "$out" "mailwarden: $LAB/bad.ini:4: [size] max_bytes: \"lots\" is not a size 
 out=$("$MW_DAEMON" -f -c "$LAB/bad.ini" 2>&1); st=$?
 is "$st" 78 "the daemon refuses to start with a bad config"
 
-start_nsd example.test.zone 2.0.192.in-addr.arpa.zone sender.test.zone
+start_nsd example.test.zone 2.0.192.in-addr.arpa.zone sender.test.zone \
+    dkim-test.zone
 start_daemon "$LAB/mw.ini"
 export MW_SOCKSPEC="inet:$MILTER_PORT@127.0.0.1" T_MILTER="$T_DIR/milter"
+
+# For 04_dkim_simple.lua: a message signed with c=simple/simple, its
+# Subject with two spaces after the colon and inside, To folded.
+export DKIM_SIMPLE_MSG=$LAB/simple.eml
+/usr/bin/python3 - "$TOP/test/dkim-keys/rsa2048.pem" > "$DKIM_SIMPLE_MSG" <<'EOF2' ||
+import sys, dkim
+key = open(sys.argv[1], "rb").read()
+msg = (b"From: Alice <alice@dkim.test>\r\n"
+       b"To: b@example.net,\r\n\tc@example.net\r\n"
+       b"Subject:  Lunch  on Friday?\r\n"
+       b"Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+       b"\r\n"
+       b"Hi Bob,\r\n\r\nshall we meet at noon?\r\n")
+sig = dkim.sign(msg, b"rsa2048", b"dkim.test", key,
+                canonicalize=(b"simple", b"simple"),
+                include_headers=[b"from", b"to", b"subject", b"date"])
+sys.stdout.buffer.write(sig + msg)
+EOF2
+    lab_die "dkimpy cannot sign the simple/simple message"
 
 for script in "$T_DIR"/milter/[0-9]*.lua; do
 	name=$(basename "$script" .lua)
@@ -99,8 +119,8 @@ run(function()
 	mt.mailfrom(conn, "<a@sender.test>")
 	mt.rcptto(conn, "<b@example.net>")
 	mt.data(conn)
-	mt.header(conn, "From", " <a@sender.test>")
-	mt.header(conn, "Subject", " x")
+	mt.header(conn, "From", "<a@sender.test>")
+	mt.header(conn, "Subject", "x")
 	mt.eoh(conn)
 	mt.bodystring(conn, "x\r\n")
 	mt.eom(conn)

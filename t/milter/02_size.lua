@@ -10,8 +10,8 @@ run(function()
 	expect_reply(conn, SMFIR_CONTINUE, "MAIL with a small SIZE")
 	mt.rcptto(conn, "<b@example.net>")
 	mt.data(conn)
-	mt.header(conn, "From", " <a@sender.test>")
-	mt.header(conn, "Subject", " lie about size")
+	mt.header(conn, "From", "<a@sender.test>")
+	mt.header(conn, "Subject", "lie about size")
 	mt.eoh(conn)
 	local line = string.rep("x", 998) .. "\r\n"
 	local chunk = string.rep(line, 50)	-- 50 kB

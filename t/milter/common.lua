@@ -33,6 +33,15 @@ function open_conn(ip, name, helo)
 	return conn
 end
 
+-- MAIL FROM, RCPT TO and DATA, each answered "continue".
+function start_message(conn, from, rcpt)
+	expect(mt.mailfrom(conn, from) == nil, "mail")
+	expect_reply(conn, SMFIR_CONTINUE, "mail")
+	expect(mt.rcptto(conn, rcpt) == nil, "rcpt")
+	expect_reply(conn, SMFIR_CONTINUE, "rcpt")
+	expect(mt.data(conn) == nil, "data")
+end
+
 -- Run f inside pcall so an error is printed (miltertest itself is quiet).
 function run(f)
 	local ok, err = pcall(f)
@@ -41,4 +50,37 @@ function run(f)
 		os.exit(1)
 	end
 	print("PASSED")
+end
+
+-- The header fields and body of a message file (CRLF line ends):
+-- fields = { {name=, value=}, ... }, value = the raw bytes after the colon
+-- (leading space and folding line breaks included).
+function read_message(path)
+	local f = assert(io.open(path, "rb"))
+	local data = f:read("*a")
+	f:close()
+	local hdr, body = string.match(data, "^(.-)\r\n\r\n(.*)$")
+	expect(hdr ~= nil, "a header and a body in " .. path)
+	local fields = {}
+	for line in string.gmatch(hdr .. "\r\n", "(.-)\r\n") do
+		if string.find(line, "^[ \t]") then
+			local last = fields[#fields]
+			last.value = last.value .. "\r\n" .. line
+		else
+			local n, v = string.match(line, "^([^:]+):(.*)$")
+			expect(n ~= nil, "a header field: " .. line)
+			table.insert(fields, { name = n, value = v })
+		end
+	end
+	return fields, body
+end
+
+-- mt.header(conn, NAME, VALUE) for a raw field value: miltertest puts the
+-- leading space in front of VALUE itself when SMFIP_HDR_LEADSPC is
+-- negotiated (mailwarden asks for it), so one leading space is taken off
+-- here; the daemon then sees exactly the bytes of the message file.
+function send_field(conn, name, raw)
+	expect(string.sub(raw, 1, 1) == " ",
+	    name .. ": miltertest can only send a value after a space")
+	mt.header(conn, name, string.sub(raw, 2))
 end
