@@ -19,17 +19,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/t/lib.sh"
 lab_init >/dev/null
 
-# Build against the library with the libraries the Makefile links.
-[ -f "$top/lib/libmailwarden.a" ] || lab_die "build the tree first (make)"
-libs=$(make -s --no-print-directory -C "$top" -f Makefile -f - \
-    mw-print-libs <<'MK'
-mw-print-libs:
-	@echo $(MW_LIBS)
-MK
-)
-(cd "$top" && gcc -std=gnu11 -O2 -Wall -Wextra -I. -Ilib \
-    bench/dns_parallel.c $libs -o "$LAB/dns_parallel") ||
-    lab_die "cannot build bench/dns_parallel.c"
+# bench/dns_parallel: Makefile.am's EXTRA_PROGRAMS.
+make -C "$BUILD" bench/dns_parallel >/dev/null ||
+    lab_die "cannot build bench/dns_parallel (configure and make the tree first)"
 
 # Answers: clean clients 198.18.200.R with name hR, listed clients
 # 198.18.201.R with name lR listed in every zone; anything else NXDOMAIN.
@@ -56,4 +48,4 @@ grep -q '^ready$' "$LAB/dnsfault.log" ||
     lab_die "t/dnsfault.py did not start" "$LAB/dnsfault.log"
 
 echo "# bench/dns_parallel.sh: t/dnsfault.py --delay $delay on port $port"
-"$LAB/dns_parallel" "$port" "$zones" "$runs" "$delay"
+"$BUILD/bench/dns_parallel" "$port" "$zones" "$runs" "$delay"

@@ -13,7 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 BENCH=$BUILD/bench/greylist_bench
 if [ ! -x "$BENCH" ]; then
-    make -C "$TOP" bench/greylist_bench >/dev/null || { echo "cannot build $BENCH" >&2; exit 1; }
+    make -C "$BUILD" bench/greylist_bench >/dev/null || { echo "cannot build $BENCH" >&2; exit 1; }
 fi
 lab_init >/dev/null
 start_redis

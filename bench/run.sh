@@ -132,14 +132,15 @@ say() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
 # The tree may be rebuilt while we run: wait for a build in progress,
 # build if there is none, and run a copy.
 for ((i = 0; i < 120; i++)); do [ -x "$MW_DAEMON" ] && break; sleep 1; done
-[ -x "$MW_DAEMON" ] || make -C "$TOP" -j2 >/dev/null ||
+[ -x "$MW_DAEMON" ] || make -C "$BUILD" -j2 >/dev/null ||
 	lab_die "mailwarden is not built and make failed"
 cp "$MW_DAEMON" "$BIN/mailwarden" || lab_die "cannot copy $MW_DAEMON"
 MW_DAEMON=$BIN/mailwarden
-gcc -O2 -Wall -Wextra -o "$BIN/noop_milter" "$HERE/noop_milter.c" \
-    -lmilter -lpthread || lab_die "cannot build noop_milter"
-gcc -O2 -Wall -Wextra -pthread -o "$BIN/mlat" "$HERE/mlat.c" ||
-	lab_die "cannot build mlat"
+# noop_milter and mlat: Makefile.am's EXTRA_PROGRAMS (no sanitizers).
+make -C "$BUILD" bench/noop_milter bench/mlat >/dev/null ||
+	lab_die "cannot build bench/noop_milter and bench/mlat"
+cp "$BUILD/bench/noop_milter" "$BUILD/bench/mlat" "$BIN/" ||
+	lab_die "cannot copy bench/noop_milter and bench/mlat"
 command -v smtp-source >/dev/null || lab_die "smtp-source (postfix) not found"
 $PY -c 'import dkim' 2>/dev/null || lab_die "python3-dkim not installed (apt-get install python3-dkim)"
 
@@ -685,7 +686,7 @@ hold_test noop-unix "unix:$LAB/noop.sock" "${PIDS[noop-unix]}"
 EXTRAS=()
 if [ "$BENCH_EXTRAS" = 1 ]; then
 	# their programs (Makefile.am: EXTRA_PROGRAMS, `make bench-programs`)
-	make -C "$TOP" bench-programs >"$OUT/make-bench-programs.log" 2>&1 ||
+	make -C "$BUILD" bench-programs >"$OUT/make-bench-programs.log" 2>&1 ||
 		say "make bench-programs failed (see the extras' output)"
 	for x in "$HERE"/dns_parallel.sh "$HERE"/greylist_bench*.sh "$HERE"/dkim_rss*.sh; do
 		[ -f "$x" ] || continue

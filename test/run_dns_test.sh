@@ -5,8 +5,8 @@
 #
 # Starts nsd (t/zones/dnstest*.zone) and t/dnsfault.py (every answer
 # delayed 100 ms) on free loopback ports, runs the test, stops both, and
-# exits with the test's status.  Without an argument the test is built
-# here, with ASan and UBSan.  Needs nsd, python3-dnslib, libc-ares-dev.
+# exits with the test's status.  Without an argument it runs (and makes,
+# if needed) the build tree's test/test_dns.  Needs nsd, python3-dnslib.
 
 set -u
 
@@ -82,19 +82,17 @@ socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bind(("::1", 0))' \
 	    2>/dev/null
 }
 
-# --- the test binary
+# --- the test binary (Makefile.am's check_PROGRAMS: built with the
+# tree's flags, sanitizers included when configured so)
+build=$(cd "${top_builddir:-$top}" && pwd)
 if [ $# -ge 1 ]; then
 	bin=$1
-	[ -x "$bin" ] || die "$bin: not an executable"
-elif [ -n "${top_builddir:-}" ] && [ -x "$top_builddir/test/test_dns" ]; then
-	# under `make check`: the binary the build made (with its flags)
-	bin=$top_builddir/test/test_dns
 else
-	bin=$lab/test_dns
-	gcc -std=gnu11 -Wall -Wextra -g -fsanitize=address,undefined \
-	    -I"$top/lib" "$top/lib/mw_dns.c" "$top/test/test_dns.c" \
-	    -o "$bin" -lcares -lpthread || die "build failed"
+	bin=$build/test/test_dns
+	[ -x "$bin" ] || make -C "$build" test/test_dns >/dev/null ||
+	    die "cannot build test/test_dns (configure the tree first)"
 fi
+[ -x "$bin" ] || die "$bin: not an executable"
 
 # --- nsd
 v6=0
