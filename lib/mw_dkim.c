@@ -23,9 +23,18 @@
  *    sends the DNS queries for the keys of the others: they resolve while
  *    the body streams in;
  *  - each body chunk goes to dkim_body(); nothing is buffered here, and
- *    the library keeps only hash states (a body "word" longer than
- *    BODY_RUN_MAX, which no SMTP line can be, stops verification rather
- *    than let its relaxed canonicalization buffer grow);
+ *    for "simple" body canonicalization the library keeps only hash
+ *    states, whatever the line length.  Its "relaxed" body
+ *    canonicalization holds each run of non-blank bytes in memory
+ *    until the next blank (dkim-canon.c, canon_buf grows without
+ *    bound): when a signature uses it, a run longer than BODY_RUN_MAX
+ *    stops verification (neutral) rather than let that buffer grow to
+ *    the size of the message;
+ *  - we count the canonicalized body length ourselves (both forms, a
+ *    few integers of state), to tell a signature whose l= covers the
+ *    whole body from one that covers part of it: the part is shown as
+ *    "l=N of M body bytes", and partial_body = fail makes it "policy"
+ *    (not a pass for DMARC either);
  *  - at the end, dkim_eom() verifies every signature (DELAYSIGPROC: our
  *    key callback waits for the answers), and each signature gets its own
  *    result, published in s->res.dkim[] for DMARC and written to
@@ -37,7 +46,8 @@
  *              than the body)
  *   policy     verifies, but we do not accept it: rsa-sha1 (RFC 8301;
  *              allow_rsa_sha1 = yes accepts it), an RSA key shorter than
- *              min_key_bits
+ *              min_key_bits, an l= that leaves part of the body
+ *              unsigned with partial_body = fail
  *   neutral    the signature itself is unusable: syntax errors, missing,
  *              repeated or bad tags, unknown algorithm or canonicalization,
  *              q= without dns/txt, expired, dated in the future
@@ -91,6 +101,24 @@ struct sigres {
 	unsigned int		keybits;
 	int			ed25519;
 	int			show_key;
+	int			partial;	/* l= covers part of the body */
+	unsigned long long	l_tag;		/* then: l= */
+	unsigned long long	body_len;	/* and the canonicalized body */
+};
+
+/*
+ * Length of the canonicalized body (RFC 6376 3.4.3 simple, 3.4.4
+ * relaxed), counted as it streams: lines end at CRLF, empty lines are
+ * held back until a line with content follows (trailing ones do not
+ * count), relaxed turns a run of blanks into one SP and drops it at the
+ * end of a line.
+ */
+struct canon_len {
+	unsigned long long	total;		/* bytes so far */
+	unsigned long long	line;		/* of the current line */
+	unsigned long long	blanks;		/* empty lines held back */
+	int			wsp;		/* relaxed: blanks pending */
+	int			cr;		/* a CR was the last byte */
 };
 
 /* One message being verified. */
@@ -112,7 +140,9 @@ struct verifier {
 	DKIM_STAT		 eoh;
 	int			 eoh_done;
 	size_t			 run;		/* body bytes since white space */
+	int			 relaxed_body;	/* a signature uses it */
 	int			 too_long;
+	struct canon_len	 len_simple, len_relaxed;
 	int			 last;		/* last body byte, -1 = none */
 };
 
@@ -234,6 +264,14 @@ dkim_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 		    errlen);
 	if (strcmp(k, "allow_rsa_sha1") == 0)
 		return mw_parse_bool(v, &c->allow_rsa_sha1, err, errlen);
+	if (strcmp(k, "partial_body") == 0) {
+		if (strcmp(v, "accept") == 0 || strcmp(v, "fail") == 0) {
+			c->partial_body_fail = strcmp(v, "fail") == 0;
+			return 0;
+		}
+		snprintf(err, errlen, "\"%s\" is not accept or fail", v);
+		return -1;
+	}
 	if (strcmp(k, "pass_action") == 0)
 		return mw_action_parse(&c->pass_action, v, err, errlen);
 	if (strcmp(k, "none_action") == 0)
@@ -319,10 +357,11 @@ dkim_cfg_dump(const void *vc, void *vfp)
 	size_t i;
 
 	fprintf(fp, "verify = %s\nsign = %s\nmax_signatures = %ld\n"
-	    "min_key_bits = %ld\nallow_rsa_sha1 = %s\n",
+	    "min_key_bits = %ld\nallow_rsa_sha1 = %s\npartial_body = %s\n",
 	    c->verify ? "yes" : "no", c->sign ? "yes" : "no",
 	    c->max_signatures, c->min_key_bits,
-	    c->allow_rsa_sha1 ? "yes" : "no");
+	    c->allow_rsa_sha1 ? "yes" : "no",
+	    c->partial_body_fail ? "fail" : "accept");
 	fprintf(fp, "pass_action = %s\nnone_action = %s\nfail_action = %s\n"
 	    "policy_action = %s\nneutral_action = %s\npermerror_action = %s\n"
 	    "temperror_action = %s\n",
@@ -662,8 +701,74 @@ verifier_header(struct verifier *v, const char *name, const char *value)
 static void
 verifier_eoh(struct verifier *v)
 {
+	DKIM_SIGINFO **sigs = NULL;
+	dkim_canon_t hc, bc;
+	int i, nsigs = 0;
+
 	v->eoh = dkim_eoh(v->dkim);
 	v->eoh_done = 1;
+	if (v->eoh != DKIM_STAT_OK ||
+	    dkim_getsiglist(v->dkim, &sigs, &nsigs) != DKIM_STAT_OK)
+		return;
+	for (i = 0; i < nsigs; i++)
+		if (dkim_sig_getcanons(sigs[i], &hc, &bc) != DKIM_STAT_OK ||
+		    bc != DKIM_CANON_SIMPLE)
+			v->relaxed_body = 1;
+}
+
+static void
+canon_len_endline(struct canon_len *c)
+{
+	if (c->line == 0) {
+		c->blanks++;
+	} else {
+		c->total += c->blanks * 2 + c->line + 2;
+		c->blanks = 0;
+	}
+	c->line = 0;
+	c->wsp = 0;
+}
+
+/* One body byte into both counts. */
+static void
+canon_len_byte(struct verifier *v, unsigned char ch)
+{
+	struct canon_len *sp = &v->len_simple, *rl = &v->len_relaxed;
+
+	if (sp->cr) {
+		sp->cr = rl->cr = 0;
+		if (ch == '\n') {
+			canon_len_endline(sp);
+			canon_len_endline(rl);
+			return;
+		}
+		/* a CR inside a line is a byte of it */
+		sp->line++;
+		rl->line += 1 + (unsigned long long)rl->wsp;
+		rl->wsp = 0;
+	}
+	if (ch == '\r') {
+		sp->cr = rl->cr = 1;
+		return;
+	}
+	sp->line++;
+	if (ch == ' ' || ch == '\t') {
+		rl->wsp = 1;
+	} else {
+		rl->line += 1 + (unsigned long long)rl->wsp;
+		rl->wsp = 0;
+	}
+}
+
+/* The lengths once the body is complete (ends with CRLF, see finish). */
+static unsigned long long
+canon_len_final(const struct canon_len *c, int simple)
+{
+	unsigned long long t = c->total + (c->line > 0 ?
+	    c->blanks * 2 + c->line + 2 : 0);
+
+	/* RFC 6376 3.4.3: an empty body is one CRLF in simple. */
+	return simple && t == 0 ? 2 : t;
 }
 
 static void
@@ -676,9 +781,10 @@ verifier_body(struct verifier *v, const unsigned char *buf, size_t len)
 	for (i = 0; i < len; i++) {
 		unsigned char c = buf[i];
 
+		canon_len_byte(v, c);
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
 			v->run = 0;
-		else if (++v->run > BODY_RUN_MAX) {
+		else if (++v->run > BODY_RUN_MAX && v->relaxed_body) {
 			v->too_long = 1;
 			return;
 		}
@@ -695,6 +801,32 @@ static void
 copy_tag(char *out, size_t outlen, const u_char *v)
 {
 	snprintf(out, outlen, "%s", v != NULL ? (const char *)v : "");
+}
+
+/*
+ * l= that covers less than the whole (canonicalized) body: note both
+ * lengths in r.  l=0 signs nothing of a non-empty body: shown the same.
+ */
+static void
+partial_coverage(const struct verifier *v, DKIM_SIGINFO *sig,
+    struct sigres *r)
+{
+	const u_char *l = dkim_sig_gettagvalue(sig, 0, UC("l"));
+	dkim_canon_t hc, bc = DKIM_CANON_RELAXED;
+	unsigned long long lv, full;
+	char *end;
+
+	if (l == NULL)
+		return;
+	lv = strtoull((const char *)l, &end, 10);
+	(void)dkim_sig_getcanons(sig, &hc, &bc);
+	full = bc == DKIM_CANON_SIMPLE ? canon_len_final(&v->len_simple, 1) :
+	    canon_len_final(&v->len_relaxed, 0);
+	if (end == (const char *)l || lv >= full)
+		return;
+	r->partial = 1;
+	r->l_tag = lv;
+	r->body_len = full;
 }
 
 /* Describe one signature and give it its result. */
@@ -740,8 +872,9 @@ classify(struct verifier *v, DKIM_SIGINFO *sig, int idx, struct sigres *r)
 	}
 	if (v->too_long) {
 		r->result = MW_AUTH_NEUTRAL;
-		snprintf(r->reason, sizeof(r->reason), "body has a line too "
-		    "long to verify");
+		snprintf(r->reason, sizeof(r->reason), "body has a run of "
+		    "more than %d kB without blanks, too long to verify with "
+		    "relaxed canonicalization", BODY_RUN_MAX / 1024);
 		return;
 	}
 	switch (err) {
@@ -750,10 +883,16 @@ classify(struct verifier *v, DKIM_SIGINFO *sig, int idx, struct sigres *r)
 		if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH) {
 			r->result = MW_AUTH_PASS;
 			r->show_key = 1;
+			partial_coverage(v, sig, r);
 			if (alg == DKIM_SIGN_RSASHA1 && !c->allow_rsa_sha1) {
 				r->result = MW_AUTH_POLICY;
 				snprintf(r->reason, sizeof(r->reason),
 				    "rsa-sha1 is not accepted (RFC 8301)");
+			} else if (r->partial && c->partial_body_fail) {
+				r->result = MW_AUTH_POLICY;
+				snprintf(r->reason, sizeof(r->reason),
+				    "l= leaves part of the body unsigned "
+				    "(partial_body = fail)");
 			}
 		} else if (k != NULL && k->problem == MW_AUTH_TEMPERROR) {
 			r->result = MW_AUTH_TEMPERROR;
@@ -841,10 +980,14 @@ verifier_finish(struct verifier *v, struct sigres *res, size_t max)
 		 * SMTP ends every body with CRLF; a body that came without
 		 * one (a local submission) is delivered with it.
 		 */
-		if (v->last == '\r')
+		if (v->last == '\r') {
 			(void)dkim_body(v->dkim, UC("\n"), 1);
-		else if (v->last != -1 && v->last != '\n')
+			canon_len_byte(v, '\n');
+		} else if (v->last != -1 && v->last != '\n') {
 			(void)dkim_body(v->dkim, UC("\r\n"), 2);
+			canon_len_byte(v, '\r');
+			canon_len_byte(v, '\n');
+		}
 		(void)dkim_eom(v->dkim, NULL);
 	}
 	if (!v->eoh_done ||
@@ -1297,7 +1440,11 @@ dkim_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 	}
 	for (i = 0; i < st->n_res; i++) {
 		const struct sigres *r = &st->res[i];
+		char partial[80] = "";
 
+		if (r->partial)
+			snprintf(partial, sizeof(partial), "; l=%llu of %llu "
+			    "body bytes", r->l_tag, r->body_len);
 		mw_authres_result(ar, "dkim", mw_auth_result_name(r->result));
 		if (r->result != MW_AUTH_PASS && r->reason[0] != '\0')
 			mw_authres_reason(ar, r->reason);
@@ -1312,9 +1459,12 @@ dkim_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 		if (r->b[0] != '\0')
 			mw_authres_prop(ar, "header", "b", r->b);
 		if (r->show_key && r->ed25519)
-			mw_authres_comment(ar, "ed25519 key");
+			mw_authres_comment(ar, "ed25519 key%s", partial);
 		else if (r->show_key && r->keybits > 0)
-			mw_authres_comment(ar, "%u-bit key", r->keybits);
+			mw_authres_comment(ar, "%u-bit key%s", r->keybits,
+			    partial);
+		else if (partial[0] != '\0')
+			mw_authres_comment(ar, "%s", partial + 2);
 	}
 	if (st->n_unchecked > 0)
 		mw_authres_comment(ar, "%d more signature%s not checked",

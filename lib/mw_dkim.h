@@ -45,6 +45,7 @@ struct mw_dkim_cfg {
 	long		 max_signatures;
 	long		 min_key_bits;
 	bool		 allow_rsa_sha1;
+	bool		 partial_body_fail;	/* partial_body = fail */
 	struct mw_action pass_action;
 	struct mw_action none_action;
 	struct mw_action fail_action;

@@ -53,11 +53,23 @@ HEADERS = [
 BODY = [b"Hi Bob,", b"", b"shall we meet at noon?", b"", b"Alice"]
 
 
+def run(n):
+    """A body line of n bytes "x" with no blank in it (bodyrun n)."""
+    return b"\0run %d" % n
+
+
+def body_bytes(line):
+    if line.startswith(b"\0run "):
+        return b"x" * int(line[5:])
+    return line
+
+
 def raw(headers, body):
     out = b""
     for n, v in headers:
         out += n.encode() + b":" + v.encode().replace(b"\n", b"\r\n") + b"\r\n"
-    return out + b"\r\n" + b"".join(line + b"\r\n" for line in body)
+    return out + b"\r\n" + b"".join(body_bytes(line) + b"\r\n"
+                                    for line in body)
 
 
 def sign(headers, body, selector=b"rsa2048", priv=RSA, alg=b"rsa-sha256",
@@ -96,7 +108,10 @@ def scenario(name, comment, config, headers, body, client="192.0.2.1",
         lines.append("header %s:%s" % (n, esc(v)))
     lines.append("eoh")
     for b in body:
-        lines.append("body " + esc(b.decode()))
+        if b.startswith(b"\0run "):
+            lines.append("bodyrun " + b[5:].decode())
+        else:
+            lines.append("body " + esc(b.decode()))
     lines.append("eom")
     with open(os.path.join(OUT, name + ".scn"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -217,6 +232,38 @@ fail_action = reject the message is still accepted, since one signature
 passed (the action is taken for the best result).""", NSD,
              [sign(h, b, selector=b"wrongkey"), s] + h, b,
              extra_config="[dkim]\nfail_action = reject")
+
+    # A body line of 300 kB without a blank (base64 without line breaks).
+    bl = b[:2] + [run(300 * 1024)] + b[2:]
+    scenario("dkim_long_run", """
+A body line of 300 kB without a blank, signed by dkimpy with its default
+canonicalization relaxed/simple: the library streams a simple body
+whatever the line length, so it verifies (dkim=pass, as dkimpy does).""",
+             NSD, [sign(h, bl, canon=(b"relaxed", b"simple"))] + h, bl)
+    scenario("dkim_long_run_relaxed", """
+The same body signed relaxed/relaxed: libopendkim's relaxed body
+canonicalization keeps a run without blanks in memory until its end, so
+a run over 256 kB stops verification: dkim=neutral, saying why.""",
+             NSD, [sign(h, bl, canon=(b"relaxed", b"relaxed"))] + h, bl)
+
+    # l= (dkimpy length=True: the body length at signing), then a footer
+    # added in transit, as a mailing list does.
+    sl = sign(h, b, length=True)
+    bf = b + [b"--", b"List footer: unsubscribe at https://lists.example/"]
+    scenario("dkim_partial_body", """
+A signature with l= that covers the body as signed; a mailing list then
+added a footer.  The RFC allows it (partial_body = accept, the default):
+dkim=pass, and the comment says how much of the body the signature
+covers: "l=N of M body bytes".  The unchanged message: no such note.""",
+             NSD, [sl] + h, bf)
+    scenario("dkim_partial_body_full", """
+A signature with l= equal to the whole body: a normal pass, no coverage
+note.""", NSD, [sl] + h, b)
+    scenario("dkim_partial_body_fail", """
+As dkim_partial_body with partial_body = fail: a signature that leaves
+part of the body unsigned does not count as covering the message:
+dkim=policy, which DMARC does not take as a pass either.""",
+             NSD, [sl] + h, bf, extra_config="[dkim]\npartial_body = fail")
 
     scenario("dkim_trusted_not_verified", """
 A trusted client (trusted_networks) is not verified: its broken signature

@@ -16,6 +16,8 @@
  *	eoh
  *	body TEXT		one body line (escapes as above), CRLF added
  *	bodyfill N		N bytes of 76-char lines
+ *	bodyrun N		one line of N bytes "x", no blank in it, then
+ *				CRLF (sent in 64 kB chunks)
  *	eom
  *	abort
  *	repeat N header NAME: VALUE
@@ -353,6 +355,25 @@ main(int argc, char **argv)
 			}
 			if (v != NULL)
 				print_verdict(v);
+		} else if (strcmp(cmd, "bodyrun") == 0) {
+			unsigned long long total = strtoull(arg, NULL, 10), done;
+			unsigned char chunk[65536];
+			const struct mw_verdict *v = NULL;
+
+			memset(chunk, 'x', sizeof(chunk));
+			printf("bodyrun %llu\n", total);
+			for (done = 0; done < total; done += sizeof(chunk)) {
+				size_t len = total - done < sizeof(chunk) ?
+				    (size_t)(total - done) : sizeof(chunk);
+
+				v = mw_session_body(s, chunk, len);
+				if (v->kind != MW_CONTINUE)
+					break;
+			}
+			if (v == NULL || v->kind == MW_CONTINUE)
+				v = mw_session_body(s, (const unsigned char *)
+				    "\r\n", 2);
+			print_verdict(v);
 		} else if (strcmp(cmd, "eom") == 0) {
 			const struct mw_verdict *v;
 
