@@ -433,7 +433,10 @@ handler(void *user, const char *section, const char *name, const char *value)
 		r = set_policy(c, name, value, err, sizeof(err));
 	else if (strcmp(section, "dns") == 0)
 		r = set_dns(c, name, value, err, sizeof(err));
-	else if ((idx = mw_module_index(section)) >= 0)
+	else if ((idx = mw_module_index(section)) >= 0 &&
+	    strcmp(name, "enabled") == 0)
+		r = mw_parse_bool(value, &c->enabled[idx], err, sizeof(err));
+	else if (idx >= 0)
 		r = mw_modules[idx]->cfg_set(c->mod[idx], name, value, err,
 		    sizeof(err));
 	else {
@@ -495,6 +498,7 @@ config_new(void)
 			goto fail;
 		if (mw_modules[i]->cfg_init != NULL)
 			mw_modules[i]->cfg_init(c->mod[i]);
+		c->enabled[i] = !mw_modules[i]->off_by_default;
 	}
 	if (c->socket == NULL || c->user == NULL || c->group == NULL ||
 	    c->reject_text == NULL || c->log_facility_name == NULL)
@@ -545,7 +549,7 @@ mw_config_load(const char *path, struct mw_config **cfgp, char *err,
 	if (c->authserv_id == NULL && default_authserv_id(c) == -1)
 		goto fail_mem;
 	for (i = 0; i < mw_nmodules; i++) {
-		if (mw_modules[i]->cfg_check == NULL)
+		if (mw_modules[i]->cfg_check == NULL || !c->enabled[i])
 			continue;
 		merr[0] = '\0';
 		if (mw_modules[i]->cfg_check(c->mod[i], c, merr,
@@ -612,9 +616,9 @@ mw_config_dump(const struct mw_config *c, void *vfp)
 	    c->dns_nameservers : "(resolv.conf)", c->dns_timeout_ms,
 	    c->dns_tries, c->dns_cache_size);
 	for (i = 0; i < mw_nmodules; i++) {
-		if (mw_modules[i]->cfg_dump == NULL)
-			continue;
-		fprintf(fp, "\n[%s]\n", mw_modules[i]->name);
-		mw_modules[i]->cfg_dump(c->mod[i], fp);
+		fprintf(fp, "\n[%s]\nenabled = %s\n", mw_modules[i]->name,
+		    c->enabled[i] ? "yes" : "no");
+		if (mw_modules[i]->cfg_dump != NULL)
+			mw_modules[i]->cfg_dump(c->mod[i], fp);
 	}
 }

@@ -54,6 +54,8 @@ struct mw_config {
 
 	/* One config block per module, in mw_modules[] order. */
 	void			*mod[MW_MAX_MODULES];
+	/* [NAME] enabled = yes|no, a framework key of every module. */
+	bool			 enabled[MW_MAX_MODULES];
 };
 
 int	mw_config_load(const char *path, struct mw_config **cfgp, char *err,

@@ -1101,7 +1101,7 @@ dkim_global_free(void *vg)
 static struct dkim_global *
 global_of(struct mw_session *s)
 {
-	return mw_session_global(s, mw_module_index("dkim"));
+	return mw_session_global(s);
 }
 
 static const char *
@@ -1111,12 +1111,13 @@ msg_id(struct mw_session *s)
 }
 
 static void
-dkim_on_header(struct mw_session *s, void *vst, const char *name,
-    const char *value)
+dkim_on_header(struct mw_session *s, const void *vc, void *vst,
+    const char *name, const char *value)
 {
 	struct dkim_state *st = vst;
 	struct dkim_global *g = global_of(s);
 
+	(void)vc;
 	if (g == NULL)
 		return;
 	if (s->skip_inbound) {
@@ -1141,11 +1142,12 @@ dkim_on_header(struct mw_session *s, void *vst, const char *name,
 }
 
 static void
-dkim_on_eoh(struct mw_session *s, void *vst)
+dkim_on_eoh(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dkim_state *st = vst;
 	struct dkim_global *g = global_of(s);
 
+	(void)vc;
 	if (st->sg != NULL)
 		mw_dkim_sign_eoh(st->sg, g->lib, g->cfg, msg_id(s));
 	if (st->v != NULL) {
@@ -1159,11 +1161,12 @@ dkim_on_eoh(struct mw_session *s, void *vst)
 }
 
 static void
-dkim_on_body(struct mw_session *s, void *vst, const unsigned char *buf,
-    size_t len)
+dkim_on_body(struct mw_session *s, const void *vc, void *vst,
+    const unsigned char *buf, size_t len)
 {
 	struct dkim_state *st = vst;
 
+	(void)vc;
 	(void)s;
 	if (st->sg != NULL)
 		mw_dkim_sign_body(st->sg, buf, len);
@@ -1381,12 +1384,13 @@ explain(struct mw_session *s, const struct dkim_state *st)
 }
 
 static void
-dkim_on_eom(struct mw_session *s, void *vst)
+dkim_on_eom(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dkim_state *st = vst;
 	struct dkim_global *g = global_of(s);
 	size_t i;
 
+	(void)vc;
 	if (st->sg != NULL)
 		sign_eom(s, st);
 	if (st->v == NULL)
@@ -1426,11 +1430,13 @@ dkim_on_eom(struct mw_session *s, void *vst)
 }
 
 static void
-dkim_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+dkim_authres(struct mw_session *s, const void *vc, void *vst,
+    struct mw_authres *ar)
 {
 	struct dkim_state *st = vst;
 	size_t i;
 
+	(void)vc;
 	(void)s;
 	if (st->done != 1)
 		return;
@@ -1472,11 +1478,14 @@ dkim_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 }
 
 static void
-dkim_on_reset(struct mw_session *s, void *vst)
+dkim_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dkim_state *st = vst;
 
-	(void)s;
+	(void)vc;
+	/* The results published for DMARC are per message. */
+	s->res.dkim_done = 0;
+	s->res.n_dkim = 0;
 	verifier_free(st->v);
 	st->v = NULL;
 	mw_dkim_signer_free(st->sg);
@@ -1489,26 +1498,6 @@ dkim_on_reset(struct mw_session *s, void *vst)
 	st->n_unchecked = 0;
 }
 
-const struct mw_module mw_module_dkim = {
-	.name = "dkim",
-	/* Runs for trusted clients too (to sign); it skips verifying them. */
-	.inbound = 0,
-	.cfg_size = sizeof(struct cfg_extra),
-	.cfg_init = dkim_cfg_init,
-	.cfg_set = dkim_cfg_set,
-	.cfg_check = dkim_cfg_check,
-	.cfg_dump = dkim_cfg_dump,
-	.cfg_free = dkim_cfg_free,
-	.global_new = dkim_global_new,
-	.global_free = dkim_global_free,
-	.state_size = sizeof(struct dkim_state),
-	.on_header = dkim_on_header,
-	.on_eoh = dkim_on_eoh,
-	.on_body = dkim_on_body,
-	.on_eom = dkim_on_eom,
-	.authres = dkim_authres,
-	.on_reset = dkim_on_reset,
-};
 
 /* ------------------------------------------------- mailwarden -t ----- */
 
@@ -1517,18 +1506,16 @@ const struct mw_module mw_module_dkim = {
  * as a receiver would.  Warnings only: the record may not be published
  * yet, and DNS may be unreachable from where -t runs.
  */
-int
-mw_dkim_check_keys(struct mw_ctx *ctx, void *vfp)
+static int
+dkim_self_check(struct mw_session *s, const void *vc, void *vfp)
 {
 	FILE *fp = vfp;
-	struct mw_session *s;
 	struct dkim_global *g;
 	const struct mw_dkim_cfg *c;
 	size_t i;
 	int warnings = 0;
 
-	if ((s = mw_session_new(ctx)) == NULL)
-		return 0;
+	(void)vc;
 	g = global_of(s);
 	c = g != NULL ? g->cfg : NULL;
 	for (i = 0; c != NULL && i < c->n_keys; i++) {
@@ -1589,6 +1576,27 @@ next:
 		for (j = 0; j < n; j++)
 			free(fields[j]);
 	}
-	mw_session_free(s);
 	return warnings;
 }
+
+const struct mw_module mw_module_dkim = {
+	.name = "dkim",
+	/* Runs for trusted clients too (to sign); it skips verifying them. */
+	.inbound = 0,
+	.cfg_size = sizeof(struct cfg_extra),
+	.cfg_init = dkim_cfg_init,
+	.cfg_set = dkim_cfg_set,
+	.cfg_check = dkim_cfg_check,
+	.cfg_dump = dkim_cfg_dump,
+	.cfg_free = dkim_cfg_free,
+	.global_new = dkim_global_new,
+	.global_free = dkim_global_free,
+	.state_size = sizeof(struct dkim_state),
+	.on_header = dkim_on_header,
+	.on_eoh = dkim_on_eoh,
+	.on_body = dkim_on_body,
+	.on_eom = dkim_on_eom,
+	.authres = dkim_authres,
+	.on_reset = dkim_on_reset,
+	.self_check = dkim_self_check,
+};

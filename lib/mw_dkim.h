@@ -1,13 +1,7 @@
 /*
- * mw_dkim.h -- what mw_dkim.c (the module: settings, verifying) and
- * mw_dkim_sign.c (signing keys, signing) share, and the one call the
- * daemon makes:
- *
- *	mailwarden -t:	n = mw_dkim_check_keys(ctx, stderr);
- *
- * which looks every signing key up in DNS and prints a warning (never an
- * error: DNS may simply not be published yet) for each key whose public
- * half is missing or does not match.  It returns the number of warnings.
+ * mw_dkim.h -- what mw_dkim.c (the module: settings, verifying, the
+ * `mailwarden -t` key check) and mw_dkim_sign.c (signing keys, signing)
+ * share.  Only these two include it.
  */
 #ifndef MW_DKIM_H
 #define MW_DKIM_H
@@ -100,7 +94,7 @@ int	mw_dkim_sign_eom(struct mw_dkim_signer *sg, const char *id,
 /*
  * Sign a whole small message (fields "Name:value", CRLF breaks; body with
  * CRLF) with one key; *out gets the DKIM-Signature value (malloc'd, CRLF
- * folds kept).  0, or -1 with err set.  For mw_dkim_check_keys().
+ * folds kept).  0, or -1 with err set.  For the self-check.
  */
 int	mw_dkim_sign_message(void *lib, const struct mw_dkim_cfg *c,
 	    const struct mw_dkim_key *k, char *const *fields, size_t n,
@@ -111,7 +105,5 @@ int	mw_dkim_sign_message(void *lib, const struct mw_dkim_cfg *c,
  * space included), its line breaks made CRLF.  Returns malloc'd text.
  */
 char	*mw_dkim_field(const char *name, const char *value, size_t *lenp);
-
-int	mw_dkim_check_keys(struct mw_ctx *ctx, void *fp);
 
 #endif /* MW_DKIM_H */

@@ -79,7 +79,6 @@ struct disp_action {
 };
 
 struct dmarc_cfg {
-	bool			 enabled;
 	char			*psl_file;
 	struct disp_action	 reject_action;
 	struct disp_action	 quarantine_action;
@@ -99,7 +98,6 @@ dmarc_cfg_init(void *vc)
 {
 	struct dmarc_cfg *c = vc;
 
-	c->enabled = true;
 	c->psl_file = strdup(MW_DEFAULT_PSL);
 	c->reject_action.mode = DISP_ACTION;
 	c->reject_action.act.kind = MW_ACT_REJECT;
@@ -162,8 +160,6 @@ dmarc_cfg_set(void *vc, const char *k, const char *v, char *err,
 {
 	struct dmarc_cfg *c = vc;
 
-	if (strcmp(k, "enabled") == 0)
-		return mw_parse_bool(v, &c->enabled, err, errlen);
 	if (strcmp(k, "psl_file") == 0)
 		return mw_set_string(&c->psl_file, v, err, errlen);
 	if (strcmp(k, "reject_action") == 0)
@@ -228,7 +224,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 			return -1;
 		}
 	}
-	if (c->enabled && *c->psl_file != '\0' &&
+	if (*c->psl_file != '\0' &&
 	    access(c->psl_file, R_OK) == -1) {
 		snprintf(err, errlen, "psl_file %s: %s (apt-get install "
 		    "publicsuffix, or set psl_file)", c->psl_file,
@@ -246,10 +242,10 @@ dmarc_cfg_dump(const void *vc, void *vfp)
 	char b1[32], b2[32], b3[32], b4[32], b5[32];
 	size_t i;
 
-	fprintf(fp, "enabled = %s\npsl_file = %s\nreject_action = %s\n"
+	fprintf(fp, "psl_file = %s\nreject_action = %s\n"
 	    "quarantine_action = %s\nreject_text = %s\n"
 	    "quarantine_header = %s\nhonor_pct = %s\noverride_domains =",
-	    c->enabled ? "yes" : "no", c->psl_file,
+	    c->psl_file,
 	    disp_name(&c->reject_action, b1, sizeof(b1)),
 	    disp_name(&c->quarantine_action, b2, sizeof(b2)),
 	    c->reject_text, c->quarantine_header,
@@ -297,8 +293,6 @@ dmarc_global_new(const struct mw_config *mc, const void *vc, void **global,
 
 	(void)mc;
 	*global = NULL;
-	if (!c->enabled)
-		return 0;
 	pthread_mutex_lock(&lib_lock);
 	if (lib_refs == 0) {
 		memset(&lib, 0, sizeof(lib));
@@ -383,12 +377,6 @@ struct dmarc_state {
 	char			 note[160];	/* override, pct, exempt ... */
 };
 
-static const struct dmarc_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[mw_module_index("dmarc")];
-}
-
 static void
 free_domains(struct dmarc_state *st)
 {
@@ -401,10 +389,11 @@ free_domains(struct dmarc_state *st)
 }
 
 static void
-dmarc_on_reset(struct mw_session *s, void *vst)
+dmarc_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dmarc_state *st = vst;
 
+	(void)vc;
 	(void)s;
 	free_domains(st);
 	memset(st, 0, sizeof(*st));
@@ -804,13 +793,14 @@ submit_lookups(struct mw_session *s, struct dmarc_state *st)
 }
 
 static void
-dmarc_on_header(struct mw_session *s, void *vst, const char *name,
-    const char *value)
+dmarc_on_header(struct mw_session *s, const void *vc, void *vst,
+    const char *name, const char *value)
 {
 	struct dmarc_state *st = vst;
 	size_t i;
 
-	if (strcasecmp(name, "From") != 0 || !cfg_of(s)->enabled)
+	(void)vc;
+	if (strcasecmp(name, "From") != 0)
 		return;
 	if (++st->n_from > 1)
 		return;
@@ -1187,9 +1177,9 @@ override_match(const struct dmarc_cfg *c, const char *dom)
  * a mailing list re-sends with its own signature or envelope.
  */
 static const char *
-find_override(struct mw_session *s, const struct dmarc_domain *d)
+find_override(struct mw_session *s, const struct dmarc_cfg *c,
+    const struct dmarc_domain *d)
 {
-	const struct dmarc_cfg *c = cfg_of(s);
 	const char *m, *spf_d;
 	enum mw_auth_result spf_r;
 	int origin;
@@ -1212,10 +1202,10 @@ find_override(struct mw_session *s, const struct dmarc_domain *d)
 
 /* Carry out a reject_action / quarantine_action; returns the dis= word. */
 static const char *
-apply_disp(struct mw_session *s, const struct disp_action *da,
+apply_disp(struct mw_session *s, const struct dmarc_cfg *c,
+    const struct disp_action *da,
     const struct dmarc_domain *d, const char *policy)
 {
-	const struct dmarc_cfg *c = cfg_of(s);
 	char value[512];
 
 	switch (da->mode) {
@@ -1255,9 +1245,8 @@ note_add(struct dmarc_state *st, const char *fmt, ...)
 
 /* The configured consequence of the message's result. */
 static void
-decide(struct mw_session *s, struct dmarc_state *st)
+decide(struct mw_session *s, const struct dmarc_cfg *c, struct dmarc_state *st)
 {
-	const struct dmarc_cfg *c = cfg_of(s);
 	struct dmarc_domain *d = st->n_domains ? &st->d[st->worst] : NULL;
 	const struct disp_action *da;
 	const char *ov;
@@ -1286,7 +1275,7 @@ decide(struct mw_session *s, struct dmarc_state *st)
 		break;
 	}
 	policy = d->policy;
-	if ((ov = find_override(s, d)) != NULL) {
+	if ((ov = find_override(s, c, d)) != NULL) {
 		note_add(st, "local override: %s", ov);
 		return;
 	}
@@ -1307,7 +1296,7 @@ decide(struct mw_session *s, struct dmarc_state *st)
 		note_add(st, "exempt recipient");
 		return;
 	}
-	st->dis = apply_disp(s, da, d, pol_name(policy));
+	st->dis = apply_disp(s, c, da, d, pol_name(policy));
 	if (s->cfg->dry_run && strcmp(st->dis, "none") != 0)
 		note_add(st, "dry run");
 }
@@ -1407,9 +1396,9 @@ history_record(struct mw_session *s, struct dmarc_state *st,
 }
 
 static void
-write_history(struct mw_session *s, struct dmarc_state *st)
+write_history(struct mw_session *s, const struct dmarc_cfg *c,
+    struct dmarc_state *st)
 {
-	const struct dmarc_cfg *c = cfg_of(s);
 	struct mw_buf b = MW_BUF_INIT(256 * 1024);
 	time_t now = time(NULL);
 	ssize_t w;
@@ -1443,13 +1432,12 @@ write_history(struct mw_session *s, struct dmarc_state *st)
 }
 
 static void
-dmarc_on_eom(struct mw_session *s, void *vst)
+dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
 {
+	const struct dmarc_cfg *c = vc;
 	struct dmarc_state *st = vst;
 	size_t i;
 
-	if (!cfg_of(s)->enabled)
-		return;
 	st->evaluated = 1;
 	st->worst = 0;
 	if (st->n_from == 0)
@@ -1459,7 +1447,7 @@ dmarc_on_eom(struct mw_session *s, void *vst)
 	if (st->from_error != NULL) {
 		st->result = DR_PERMERROR;
 		mw_session_note(s, "dmarc", "%s", st->from_error);
-		decide(s, st);
+		decide(s, c, st);
 		return;
 	}
 	st->result = DR_PASS;
@@ -1475,17 +1463,19 @@ dmarc_on_eom(struct mw_session *s, void *vst)
 			st->worst = i;
 		}
 	}
-	decide(s, st);
-	write_history(s, st);
+	decide(s, c, st);
+	write_history(s, c, st);
 }
 
 static void
-dmarc_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+dmarc_authres(struct mw_session *s, const void *vc, void *vst,
+    struct mw_authres *ar)
 {
 	struct dmarc_state *st = vst;
 	struct dmarc_domain *d;
 	char pct[24] = "";
 
+	(void)vc;
 	(void)s;
 	if (!st->evaluated)
 		return;
@@ -1513,9 +1503,9 @@ dmarc_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 }
 
 static void
-dmarc_on_close(struct mw_session *s, void *vst)
+dmarc_on_close(struct mw_session *s, const void *vc, void *vst)
 {
-	dmarc_on_reset(s, vst);
+	dmarc_on_reset(s, vc, vst);
 }
 
 const struct mw_module mw_module_dmarc = {

@@ -464,18 +464,12 @@ dnsbl_cfg_dump(const void *vc, void *vfp)
 	    c->temperror_auto ? ")" : "");
 }
 
-static const struct dnsbl_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[mw_module_index("dnsbl")];
-}
-
 /* ---- lookups ---------------------------------------------------------- */
 
 static void
-dnsbl_on_connect(struct mw_session *s, void *vst)
+dnsbl_on_connect(struct mw_session *s, const void *vc, void *vst)
 {
-	const struct dnsbl_cfg *c = cfg_of(s);
+	const struct dnsbl_cfg *c = vc;
 	struct dnsbl_state *st = vst;
 	char name[320];
 	size_t i, j;
@@ -610,9 +604,9 @@ classify(struct mw_session *s, const struct dnsbl_zone *z, struct zstate *zs,
  * ask for the TXT reason of each listing.
  */
 static void
-collect(struct mw_session *s, struct dnsbl_state *st, int block)
+collect(struct mw_session *s, const struct dnsbl_cfg *c,
+    struct dnsbl_state *st, int block)
 {
-	const struct dnsbl_cfg *c = cfg_of(s);
 	const struct mw_dns_answer *a;
 	char name[320];
 	size_t i, j;
@@ -660,9 +654,9 @@ take_reason(struct zstate *zs, const struct mw_dns_answer *a)
  * RCPT): each zone's answer and TXT, whether its weight counted, the sum.
  */
 static void
-explain(struct mw_session *s, const struct dnsbl_state *st)
+explain(struct mw_session *s, const struct dnsbl_cfg *c,
+    const struct dnsbl_state *st)
 {
-	const struct dnsbl_cfg *c = cfg_of(s);
 	const struct mw_dns_answer *a;
 	size_t i, j;
 	int shared, shared_txt;
@@ -718,14 +712,14 @@ explain(struct mw_session *s, const struct dnsbl_state *st)
 }
 
 static void
-evaluate(struct mw_session *s, struct dnsbl_state *st)
+evaluate(struct mw_session *s, const struct dnsbl_cfg *c,
+    struct dnsbl_state *st)
 {
-	const struct dnsbl_cfg *c = cfg_of(s);
 	struct mw_buf log = MW_BUF_INIT(4096);
 	double maxpos = 0, minneg = 0, hi, lo;
 	size_t i;
 
-	collect(s, st, 1);
+	collect(s, c, st, 1);
 	st->sum = 0;
 	st->top = -1;
 	for (i = 0; i < st->nz; i++) {
@@ -764,22 +758,23 @@ evaluate(struct mw_session *s, struct dnsbl_state *st)
 		    st->outcome == OUT_OVER ? ", over" : "");
 	mw_buf_free(&log);
 	st->evaluated = 1;
-	explain(s, st);
+	explain(s, c, st);
 }
 
 static void
-dnsbl_on_helo(struct mw_session *s, void *vst)
+dnsbl_on_helo(struct mw_session *s, const void *vc, void *vst)
 {
+	const struct dnsbl_cfg *c = vc;
 	struct dnsbl_state *st = vst;
 
 	if (st->nz > 0 && !st->evaluated)
-		collect(s, st, 0);
+		collect(s, c, st, 0);
 }
 
 static void
-dnsbl_on_mail(struct mw_session *s, void *vst)
+dnsbl_on_mail(struct mw_session *s, const void *vc, void *vst)
 {
-	dnsbl_on_helo(s, vst);
+	dnsbl_on_helo(s, vc, vst);
 }
 
 /* The zone that errored with the most weight at stake, for the text. */
@@ -803,9 +798,9 @@ worst_error(const struct dnsbl_cfg *c, const struct dnsbl_state *st)
 }
 
 static void
-dnsbl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
+dnsbl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 {
-	const struct dnsbl_cfg *c = cfg_of(s);
+	const struct dnsbl_cfg *c = vc;
 	struct dnsbl_state *st = vst;
 	struct mw_action t;
 	const char *zone;
@@ -815,7 +810,7 @@ dnsbl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 	if (st->nz == 0 || st->applied)
 		return;
 	if (!st->evaluated)
-		evaluate(s, st);
+		evaluate(s, c, st);
 	st->applied = 1;
 	if (st->outcome == OUT_OVER) {
 		zone = st->top >= 0 ? c->zones[st->top].name : "DNSBL";
@@ -845,13 +840,15 @@ dnsbl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 }
 
 static void
-dnsbl_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+dnsbl_authres(struct mw_session *s, const void *vc, void *vst,
+    struct mw_authres *ar)
 {
-	const struct dnsbl_cfg *c = cfg_of(s);
+	const struct dnsbl_cfg *c = vc;
 	struct dnsbl_state *st = vst;
 	int bl_asked = 0, bl_said = 0, wl_asked = 0, wl_said = 0, allow;
 	size_t i;
 
+	(void)s;
 	if (st->nz == 0 || !st->evaluated)
 		return;
 	for (i = 0; i < st->nz; i++) {
@@ -895,19 +892,21 @@ dnsbl_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 }
 
 static void
-dnsbl_on_reset(struct mw_session *s, void *vst)
+dnsbl_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dnsbl_state *st = vst;
 
+	(void)vc;
 	(void)s;
 	st->applied = 0;
 }
 
 static void
-dnsbl_on_close(struct mw_session *s, void *vst)
+dnsbl_on_close(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dnsbl_state *st = vst;
 
+	(void)vc;
 	(void)s;
 	free(st->z);
 	st->z = NULL;

@@ -77,7 +77,6 @@
 enum gl_mode { GL_SUSPICIOUS = 0, GL_ALL };
 
 struct gl_cfg {
-	bool	enabled;
 	int	mode;
 	double	score_above;		/* only_if_score_above */
 	long	delay;			/* seconds */
@@ -182,7 +181,6 @@ gl_cfg_init(void *vc)
 {
 	struct gl_cfg *c = vc;
 
-	c->enabled = false;
 	c->mode = GL_SUSPICIOUS;
 	c->score_above = 0;
 	c->delay = 300;
@@ -283,8 +281,6 @@ gl_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 {
 	struct gl_cfg *c = vc;
 
-	if (strcmp(k, "enabled") == 0)
-		return mw_parse_bool(v, &c->enabled, err, errlen);
 	if (strcmp(k, "mode") == 0) {
 		if (strcmp(v, "suspicious") == 0)
 			c->mode = GL_SUSPICIOUS;
@@ -389,11 +385,10 @@ gl_cfg_dump(const void *vc, void *vfp)
 	const struct gl_cfg *c = vc;
 	FILE *fp = vfp;
 
-	fprintf(fp, "enabled = %s\nmode = %s\nonly_if_score_above = %g\n"
+	fprintf(fp, "mode = %s\nonly_if_score_above = %g\n"
 	    "delay = %ld\nretry_window = %ld\npass_ttl = %ld\n"
 	    "autoallow_after = %ld\nautoallow_ttl = %ld\n"
 	    "ipv4_prefix = %ld\nipv6_prefix = %ld\nserver = %s\n",
-	    c->enabled ? "yes" : "no",
 	    c->mode == GL_ALL ? "all" : "suspicious", c->score_above,
 	    c->delay, c->retry_window, c->pass_ttl, c->autoallow_after,
 	    c->autoallow_ttl, c->ipv4_prefix, c->ipv6_prefix, c->server);
@@ -423,8 +418,6 @@ gl_global_new(const struct mw_config *mc, const void *vc, void **out,
 
 	(void)mc;
 	*out = NULL;
-	if (!c->enabled)
-		return 0;
 	if ((g = calloc(1, sizeof(*g))) == NULL ||
 	    (c->pool_size > 0 && (g->idle = calloc((size_t)c->pool_size,
 	    sizeof(*g->idle))) == NULL)) {
@@ -937,18 +930,6 @@ client_network(const struct mw_session *s, const struct gl_cfg *c,
 
 /* -------------------------------------------------------------- hooks --- */
 
-static int
-my_index(void)
-{
-	return mw_module_index("greylist");
-}
-
-static const struct gl_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[my_index()];
-}
-
 /*
  * mode = suspicious: greylisting is for mail the earlier checks found
  * doubtful.  A client is clean -- not greylisted -- when the score so far
@@ -959,38 +940,15 @@ cfg_of(struct mw_session *s)
 static int
 looks_clean(const struct mw_session *s, const struct gl_cfg *c)
 {
-	return s->conn_score + s->msg_score <= c->score_above &&
+	return mw_session_score(s) <= c->score_above &&
 	    s->res.iprev_pass && s->res.spf_done && s->res.spf == MW_AUTH_PASS;
 }
 
-/* Will the policy refuse this recipient anyway?  Then no triplet. */
-static int
-policy_rejects(const struct mw_session *s)
-{
-	double score = s->conn_score + s->msg_score;
-
-	return s->immediate.kind == MW_REJECT ||
-	    s->conn_policy.kind == MW_REJECT ||
-	    s->msg_policy.kind == MW_REJECT ||
-	    (s->cfg->reject_score > 0 && score >= s->cfg->reject_score);
-}
-
-static int
-policy_tempfails(const struct mw_session *s)
-{
-	double score = s->conn_score + s->msg_score;
-
-	return s->immediate.kind == MW_TEMPFAIL ||
-	    s->conn_policy.kind == MW_TEMPFAIL ||
-	    s->msg_policy.kind == MW_TEMPFAIL ||
-	    (s->cfg->tempfail_score > 0 && score >= s->cfg->tempfail_score);
-}
-
 static void
-gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
+gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 {
-	const struct gl_cfg *c = cfg_of(s);
-	struct gl_global *g = mw_session_global(s, my_index());
+	const struct gl_cfg *c = vc;
+	struct gl_global *g = mw_session_global(s);
 	struct gl_state *st = vst;
 	const char *qid = s->queue_id != NULL ? s->queue_id : "NOQUEUE";
 	char net[INET6_ADDRSTRLEN + 8], from[2 * GL_ADDR_MAX];
@@ -1000,7 +958,7 @@ gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 	long long secs;
 	int quiet;
 
-	if (!c->enabled || g == NULL)
+	if (g == NULL)
 		return;
 	if (client_network(s, c, net, sizeof(net)) == -1) {
 		mw_session_note(s, "greylist", "skipped: no client address");
@@ -1010,7 +968,8 @@ gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 		mw_session_note(s, "greylist", "skipped: exempt recipient");
 		return;
 	}
-	if (policy_rejects(s)) {
+	/* Will the policy refuse this recipient anyway?  Then no triplet. */
+	if (mw_session_policy_outlook(s) == MW_REJECT) {
 		mw_session_note(s, "greylist", "skipped: the policy refuses "
 		    "this recipient anyway");
 		return;
@@ -1024,11 +983,11 @@ gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 	}
 	if (c->mode == GL_SUSPICIOUS && looks_clean(s, c)) {
 		mw_session_note(s, "greylist", "skipped: client looks clean "
-		    "(iprev=pass, spf=pass, score %g <= %g)", s->conn_score +
-		    s->msg_score, c->score_above);
+		    "(iprev=pass, spf=pass, score %g <= %g)",
+		    mw_session_score(s), c->score_above);
 		mw_log(LOG_DEBUG, "%s: greylist: skipped, client %s looks "
 		    "clean (iprev and SPF pass, score %g)", qid, s->ip,
-		    s->conn_score + s->msg_score);
+		    mw_session_score(s));
 		return;
 	}
 	if (c->mode == GL_SUSPICIOUS)
@@ -1036,7 +995,7 @@ gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 		    "score %g (clean needs iprev=pass, spf=pass, score <= %g)",
 		    s->res.iprev_pass ? "pass" : "not pass",
 		    s->res.spf_done ? mw_auth_result_name(s->res.spf) : "none",
-		    s->conn_score + s->msg_score, c->score_above);
+		    mw_session_score(s), c->score_above);
 
 	normalize_sender(s->mail_from, from, sizeof(from));
 	lower_copy(to, sizeof(to), rcpt, strlen(rcpt));
@@ -1078,10 +1037,11 @@ gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 		if (!s->read_only)
 			mw_log(LOG_INFO, "%s: greylist: %s %s: %s", qid, tkey,
 			    a.status == GL_NEW ? "new" : "too early",
-			    policy_tempfails(s) ? "policy tempfails anyway" :
+			    mw_session_policy_outlook(s) == MW_TEMPFAIL ?
+			    "policy tempfails anyway" :
 			    "tempfail");
 		/* The policy's own 451 says more; the triplet is recorded. */
-		if (policy_tempfails(s))
+		if (mw_session_policy_outlook(s) == MW_TEMPFAIL)
 			break;
 		mw_session_refuse(s, MW_TEMPFAIL, 451, "4.7.1",
 		    "Greylisted: %s, please try again in %lld second%s",
@@ -1122,13 +1082,13 @@ gl_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
  * an authentication method and has no registered A-R method name.
  */
 static void
-gl_on_eom(struct mw_session *s, void *vst)
+gl_on_eom(struct mw_session *s, const void *vc, void *vst)
 {
-	const struct gl_cfg *c = cfg_of(s);
+	const struct gl_cfg *c = vc;
 	struct gl_state *st = vst;
 	char v[512];
 
-	if (!c->enabled || !c->add_header)
+	if (!c->add_header)
 		return;
 	if (st->n_delayed > 0)
 		snprintf(v, sizeof(v), "delayed %ld second%s by mailwarden "
@@ -1143,8 +1103,9 @@ gl_on_eom(struct mw_session *s, void *vst)
 }
 
 static void
-gl_on_reset(struct mw_session *s, void *vst)
+gl_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
+	(void)vc;
 	(void)s;
 	memset(vst, 0, sizeof(struct gl_state));
 }
@@ -1152,6 +1113,7 @@ gl_on_reset(struct mw_session *s, void *vst)
 const struct mw_module mw_module_greylist = {
 	.name = "greylist",
 	.inbound = 1,
+	.off_by_default = 1,
 	.cfg_size = sizeof(struct gl_cfg),
 	.cfg_init = gl_cfg_init,
 	.cfg_set = gl_cfg_set,

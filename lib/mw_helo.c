@@ -77,7 +77,6 @@ static const struct {
 };
 
 struct helo_cfg {
-	bool			 enabled;
 	struct mw_action	 action[HC_NCHECKS];
 	bool			 temperror_auto;
 	char			**our_names;
@@ -101,7 +100,6 @@ helo_cfg_init(void *vc)
 {
 	struct helo_cfg *c = vc;
 
-	c->enabled = true;
 	/*
 	 * Defaults: refuse what no real mail server sends (a name that is
 	 * not a host name at all, or ours); score what some real ones do
@@ -127,8 +125,6 @@ helo_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 	struct helo_cfg *c = vc;
 	int i;
 
-	if (strcmp(k, "enabled") == 0)
-		return mw_parse_bool(v, &c->enabled, err, errlen);
 	if (strcmp(k, "our_names") == 0)
 		return mw_split_list(v, &c->our_names, &c->n_our_names, err,
 		    errlen);
@@ -173,7 +169,6 @@ helo_cfg_dump(const void *vc, void *fp)
 	size_t j;
 	int i;
 
-	fprintf(fp, "enabled = %s\n", c->enabled ? "yes" : "no");
 	for (i = 1; i < HC_TEMPERROR; i++)
 		fprintf(fp, "%s = %s\n", checks[i].key,
 		    mw_action_name(&c->action[i], buf, sizeof(buf)));
@@ -193,12 +188,6 @@ helo_cfg_free(void *vc)
 
 	mw_free_list(c->our_names, c->n_our_names);
 	mw_cidr_list_free(&c->our_ips);
-}
-
-static const struct helo_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[mw_module_index("helo")];
 }
 
 /*
@@ -325,15 +314,15 @@ check_syntax(struct mw_session *s, const struct helo_cfg *c, const char *h)
 }
 
 static void
-helo_on_helo(struct mw_session *s, void *vst)
+helo_on_helo(struct mw_session *s, const void *vc, void *vst)
 {
-	const struct helo_cfg *c = cfg_of(s);
+	const struct helo_cfg *c = vc;
 	struct helo_state *st = vst;
 	int i;
 
 	/* A second HELO/EHLO replaces the first: check the new name. */
 	memset(st, 0, sizeof(*st));
-	if (!c->enabled || s->helo == NULL)
+	if (s->helo == NULL)
 		return;
 	st->started = 1;
 	st->result = check_syntax(s, c, s->helo);
@@ -457,9 +446,9 @@ explain(struct mw_session *s, const struct helo_state *st)
 }
 
 static void
-helo_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
+helo_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 {
-	const struct helo_cfg *c = cfg_of(s);
+	const struct helo_cfg *c = vc;
 	struct helo_state *st = vst;
 	struct mw_action a;
 	char name[HELO_SHOW_MAX + 1];
@@ -494,11 +483,13 @@ helo_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 }
 
 static void
-helo_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+helo_authres(struct mw_session *s, const void *vc, void *vst,
+    struct mw_authres *ar)
 {
 	struct helo_state *st = vst;
 	char name[256];
 
+	(void)vc;
 	if (!st->started || !st->done)
 		return;
 	/* A name longer than this is invalid anyway: keep the header short. */
@@ -519,10 +510,11 @@ helo_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 }
 
 static void
-helo_on_reset(struct mw_session *s, void *vst)
+helo_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct helo_state *st = vst;
 
+	(void)vc;
 	(void)s;
 	st->applied = 0;
 }

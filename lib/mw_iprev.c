@@ -43,7 +43,6 @@
 #define MW_IPREV_MAX_NAMES	10
 
 struct iprev_cfg {
-	bool			enabled;
 	struct mw_action	noptr_action;	/* no PTR record at all */
 	struct mw_action	fail_action;	/* PTR does not confirm */
 	struct mw_action	temperror_action;
@@ -72,7 +71,6 @@ iprev_cfg_init(void *vc)
 {
 	struct iprev_cfg *c = vc;
 
-	c->enabled = true;
 	/*
 	 * No PTR at all is refused, as the big receivers do and as
 	 * Postfix's reject_unknown_reverse_client_hostname does: every
@@ -103,8 +101,6 @@ iprev_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 {
 	struct iprev_cfg *c = vc;
 
-	if (strcmp(k, "enabled") == 0)
-		return mw_parse_bool(v, &c->enabled, err, errlen);
 	if (strcmp(k, "noptr_action") == 0)
 		return mw_action_parse(&c->noptr_action, v, err, errlen);
 	if (strcmp(k, "fail_action") == 0)
@@ -140,18 +136,12 @@ iprev_cfg_dump(const void *vc, void *fp)
 	struct mw_action t = temperror_effective(c);
 	char b1[32], b2[32], b3[32];
 
-	fprintf(fp, "enabled = %s\nnoptr_action = %s\nfail_action = %s\n"
-	    "temperror_action = %s%s%s\n", c->enabled ? "yes" : "no",
+	fprintf(fp, "noptr_action = %s\nfail_action = %s\n"
+	    "temperror_action = %s%s%s\n",
 	    mw_action_name(&c->noptr_action, b1, sizeof(b1)),
 	    mw_action_name(&c->fail_action, b2, sizeof(b2)),
 	    c->temperror_auto ? "auto (" : "",
 	    mw_action_name(&t, b3, sizeof(b3)), c->temperror_auto ? ")" : "");
-}
-
-static const struct iprev_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[mw_module_index("iprev")];
 }
 
 static void
@@ -327,12 +317,13 @@ explain(struct mw_session *s, struct iprev_state *st)
 }
 
 static void
-iprev_on_connect(struct mw_session *s, void *vst)
+iprev_on_connect(struct mw_session *s, const void *vc, void *vst)
 {
 	struct iprev_state *st = vst;
 	char name[128];
 
-	if (!cfg_of(s)->enabled || s->family == 0 ||
+	(void)vc;
+	if (s->family == 0 ||
 	    mw_dns_reverse(s->ip, NULL, name, sizeof(name)) == -1)
 		return;
 	st->ptr = mw_dns_submit(s->dns, name, MW_DNS_PTR);
@@ -341,21 +332,24 @@ iprev_on_connect(struct mw_session *s, void *vst)
 }
 
 static void
-iprev_on_helo(struct mw_session *s, void *vst)
+iprev_on_helo(struct mw_session *s, const void *vc, void *vst)
 {
+	(void)vc;
 	advance(s, vst, 0);
 }
 
 static void
-iprev_on_mail(struct mw_session *s, void *vst)
+iprev_on_mail(struct mw_session *s, const void *vc, void *vst)
 {
+	(void)vc;
 	advance(s, vst, 0);
 }
 
 static void
-iprev_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
+iprev_on_rcpt(struct mw_session *s, const void *vc, void *vst,
+    const char *rcpt)
 {
-	const struct iprev_cfg *c = cfg_of(s);
+	const struct iprev_cfg *c = vc;
 	struct iprev_state *st = vst;
 	struct mw_action t;
 
@@ -405,10 +399,12 @@ iprev_on_rcpt(struct mw_session *s, void *vst, const char *rcpt)
 }
 
 static void
-iprev_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+iprev_authres(struct mw_session *s, const void *vc, void *vst,
+    struct mw_authres *ar)
 {
 	struct iprev_state *st = vst;
 
+	(void)vc;
 	/* Final at end of message; after an early abort maybe not yet. */
 	advance(s, st, 0);
 	if (st->stage != ST_DONE)
@@ -422,11 +418,12 @@ iprev_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 }
 
 static void
-iprev_on_reset(struct mw_session *s, void *vst)
+iprev_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct iprev_state *st = vst;
 
 	(void)s;
+	(void)vc;
 	st->applied = 0;
 }
 

@@ -59,7 +59,7 @@ mw_ctx_new(struct mw_config *cfg, struct mw_ctx **ctxp, char *err,
 	    cfg->dns_tries, (size_t)cfg->dns_cache_size, err, errlen) == -1)
 		goto fail;
 	for (i = 0; i < mw_nmodules; i++) {
-		if (mw_modules[i]->global_new == NULL)
+		if (mw_modules[i]->global_new == NULL || !cfg->enabled[i])
 			continue;
 		if (mw_modules[i]->global_new(cfg, cfg->mod[i], &ctx->global[i],
 		    err, errlen) == -1)
@@ -149,6 +149,7 @@ mw_session_new(struct mw_ctx *ctx)
 		return NULL;
 	s->ctx = mw_ctx_ref(ctx);
 	s->cfg = ctx->cfg;
+	s->running_index = -1;
 	s->rcpt_log = big;
 	s->conn_reasons = s->msg_reasons = s->dry_run_notes = empty;
 	s->rcpt_refusals = empty;
@@ -189,8 +190,8 @@ reset_transaction(struct mw_session *s)
 	size_t i;
 
 	for (i = 0; i < mw_nmodules; i++)
-		if (mw_modules[i]->on_reset != NULL)
-			mw_modules[i]->on_reset(s, s->state[i]);
+		if (mw_modules[i]->on_reset != NULL && s->cfg->enabled[i])
+			mw_modules[i]->on_reset(s, s->cfg->mod[i], s->state[i]);
 	s->in_transaction = 0;
 	free(s->mail_from);
 	s->mail_from = NULL;
@@ -211,12 +212,6 @@ reset_transaction(struct mw_session *s)
 	s->ar_delete = NULL;
 	s->n_ar_delete = 0;
 	memset(&s->msg_policy, 0, sizeof(s->msg_policy));
-	/* SPF and DKIM results belong to the message; DNSWL to the client. */
-	s->res.spf_done = 0;
-	s->res.spf = s->res.spf_helo = MW_AUTH_NONE;
-	s->res.spf_domain[0] = '\0';
-	s->res.dkim_done = 0;
-	s->res.n_dkim = 0;
 	memset(&s->final, 0, sizeof(s->final));
 	s->msg_score = 0;
 	mw_buf_reset(&s->msg_reasons);
@@ -238,8 +233,8 @@ mw_session_free(struct mw_session *s)
 		reset_transaction(s);
 	for (i = 0; i < mw_nmodules; i++) {
 		if (s->state[i] != NULL && mw_modules[i]->on_close != NULL &&
-		    s->phase != MW_PH_NEW)
-			mw_modules[i]->on_close(s, s->state[i]);
+		    s->phase != MW_PH_NEW && s->cfg->enabled[i])
+			mw_modules[i]->on_close(s, s->cfg->mod[i], s->state[i]);
 		free(s->state[i]);
 		s->state[i] = NULL;
 	}
@@ -389,18 +384,41 @@ mw_session_notes(const struct mw_session *s, const struct mw_note **v)
 }
 
 void *
-mw_session_global(struct mw_session *s, int module_index)
+mw_session_global(struct mw_session *s)
 {
-	if (module_index < 0 || (size_t)module_index >= mw_nmodules)
+	if (s->running_index < 0 || (size_t)s->running_index >= mw_nmodules)
 		return NULL;
-	return s->global[module_index];
+	return s->global[s->running_index];
 }
 
-/* Is the module to run for this session? */
+/* Is module i to run for this session? */
 static int
-runs(const struct mw_session *s, const struct mw_module *m)
+runs(const struct mw_session *s, size_t i)
 {
-	return !(m->inbound && s->skip_inbound);
+	return s->cfg->enabled[i] &&
+	    !(mw_modules[i]->inbound && s->skip_inbound);
+}
+
+int
+mw_ctx_self_check(struct mw_ctx *ctx, void *fp)
+{
+	struct mw_session *s;
+	size_t i;
+	int warnings = 0;
+
+	for (i = 0; i < mw_nmodules; i++) {
+		if (mw_modules[i]->self_check == NULL || !ctx->cfg->enabled[i])
+			continue;
+		if ((s = mw_session_new(ctx)) == NULL)
+			return warnings;
+		s->running = mw_modules[i]->name;
+		s->running_index = (int)i;
+		warnings += mw_modules[i]->self_check(s, ctx->cfg->mod[i], fp);
+		s->running = NULL;
+		s->running_index = -1;
+		mw_session_free(s);
+	}
+	return warnings;
 }
 
 static void
@@ -600,15 +618,42 @@ decide(struct mw_session *s, int policy_point, int exempt)
 	return v;
 }
 
+enum mw_verdict_kind
+mw_session_policy_outlook(const struct mw_session *s)
+{
+	double score = s->conn_score + s->msg_score;
+
+	if (s->immediate.kind == MW_REJECT ||
+	    s->conn_policy.kind == MW_REJECT ||
+	    s->msg_policy.kind == MW_REJECT ||
+	    (s->cfg->reject_score > 0 && score >= s->cfg->reject_score))
+		return MW_REJECT;
+	if (s->immediate.kind == MW_TEMPFAIL ||
+	    s->conn_policy.kind == MW_TEMPFAIL ||
+	    s->msg_policy.kind == MW_TEMPFAIL ||
+	    (s->cfg->tempfail_score > 0 && score >= s->cfg->tempfail_score))
+		return MW_TEMPFAIL;
+	return MW_CONTINUE;
+}
+
+double
+mw_session_score(const struct mw_session *s)
+{
+	return s->conn_score + s->msg_score;
+}
+
 /* Run one hook of every module that runs for this session. */
 #define RUN_HOOK(s, hook, ...) do {					\
 	size_t i_;							\
 	for (i_ = 0; i_ < mw_nmodules; i_++) {				\
 		const struct mw_module *m_ = mw_modules[i_];		\
-		if (m_->hook != NULL && runs((s), m_)) {		\
+		if (m_->hook != NULL && runs((s), i_)) {		\
 			(s)->running = m_->name;			\
-			m_->hook((s), (s)->state[i_], ##__VA_ARGS__);	\
+			(s)->running_index = (int)i_;			\
+			m_->hook((s), (s)->cfg->mod[i_], (s)->state[i_],	\
+			    ##__VA_ARGS__);				\
 			(s)->running = NULL;				\
+			(s)->running_index = -1;			\
 		}							\
 		if ((s)->immediate.kind == MW_REJECT)			\
 			break;						\

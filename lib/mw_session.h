@@ -48,6 +48,12 @@ struct mw_ctx	*mw_ctx_ref(struct mw_ctx *ctx);
 void		 mw_ctx_unref(struct mw_ctx *ctx);
 const struct mw_config *mw_ctx_config(const struct mw_ctx *ctx);
 struct mw_dns	*mw_ctx_dns(const struct mw_ctx *ctx);
+/*
+ * `mailwarden -t`: run every enabled module's self-check (DKIM: are the
+ * signing keys published in DNS and do they match?).  Prints one
+ * "warning: ..." line per problem to fp (a FILE *); returns how many.
+ */
+int		 mw_ctx_self_check(struct mw_ctx *ctx, void *fp);
 
 enum mw_hdr_op {
 	MW_HDR_INSERT,		/* insert name: value at position index (0 = top) */

@@ -34,7 +34,9 @@ enum mw_phase {
 /*
  * Results one check publishes for others: DMARC reads SPF and DKIM,
  * greylisting reads the DNSWL listing.  Only our own results go here,
- * never anything parsed from the message's headers.
+ * never anything parsed from the message's headers.  Each field is
+ * written and reset only by the module named beside it (per-message
+ * ones in its on_reset hook); the session never touches them.
  */
 enum mw_auth_result {
 	MW_AUTH_NONE = 0, MW_AUTH_PASS, MW_AUTH_FAIL, MW_AUTH_SOFTFAIL,
@@ -133,6 +135,7 @@ struct mw_session {
 	 */
 	int			 read_only;
 	const char		*running;	/* module whose hook runs */
+	int			 running_index;	/* its index, -1 outside hooks */
 	struct mw_note		*notes;
 	size_t			 n_notes;
 
@@ -186,7 +189,18 @@ void	mw_session_note_dns(struct mw_session *s, const char *module,
  */
 void	mw_session_set_quarantine(struct mw_session *s, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
-/* The module's shared handle from global_new, by module index. */
-void	*mw_session_global(struct mw_session *s, int module_index);
+/* The running module's shared handle from global_new (NULL outside hooks). */
+void	*mw_session_global(struct mw_session *s);
+/*
+ * What the policy holds against the current recipient so far, for a
+ * check that answers per RCPT itself (greylisting: no triplet for mail
+ * that is refused anyway): MW_REJECT if a reject is held or the score
+ * reached reject_score, else MW_TEMPFAIL if a tempfail is held or the
+ * score reached tempfail_score, else MW_CONTINUE.  Exempt recipients and
+ * dry_run are not taken into account.
+ */
+enum mw_verdict_kind mw_session_policy_outlook(const struct mw_session *s);
+/* The score so far: connection plus message. */
+double	mw_session_score(const struct mw_session *s);
 
 #endif /* MW_SESSION_PRIV_H */

@@ -75,34 +75,29 @@ size_cfg_dump(const void *vc, void *fp)
 	    c->max_header_bytes);
 }
 
-static const struct size_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[mw_module_index("size")];
-}
-
 static void
-refuse_size(struct mw_session *s, struct size_state *st, const char *what)
+refuse_size(struct mw_session *s, const struct size_cfg *c,
+    struct size_state *st, const char *what)
 {
-	const struct size_cfg *c = cfg_of(s);
-
 	st->refused = 1;
 	mw_session_refuse(s, MW_REJECT, 552, "5.3.4", "Message size exceeds "
 	    "fixed maximum message size of %llu bytes%s", c->max_bytes, what);
 }
 
 static void
-size_on_mail(struct mw_session *s, void *vst)
+size_on_mail(struct mw_session *s, const void *vc, void *vst)
 {
-	if (s->size_declared > cfg_of(s)->max_bytes)
-		refuse_size(s, vst, " (SIZE parameter)");
+	const struct size_cfg *c = vc;
+
+	if (s->size_declared > c->max_bytes)
+		refuse_size(s, c, vst, " (SIZE parameter)");
 }
 
 static void
-size_on_header(struct mw_session *s, void *vst, const char *name,
-    const char *value)
+size_on_header(struct mw_session *s, const void *vc, void *vst,
+    const char *name, const char *value)
 {
-	const struct size_cfg *c = cfg_of(s);
+	const struct size_cfg *c = vc;
 	struct size_state *st = vst;
 
 	(void)name;
@@ -118,28 +113,29 @@ size_on_header(struct mw_session *s, void *vst, const char *name,
 		mw_session_refuse(s, MW_REJECT, 552, "5.3.4", "Message header "
 		    "too large (limit %llu bytes)", c->max_header_bytes);
 	} else if (s->header_bytes > c->max_bytes)
-		refuse_size(s, st, "");
+		refuse_size(s, c, st, "");
 }
 
 static void
-size_on_body(struct mw_session *s, void *vst, const unsigned char *buf,
-    size_t len)
+size_on_body(struct mw_session *s, const void *vc, void *vst,
+    const unsigned char *buf, size_t len)
 {
+	const struct size_cfg *c = vc;
 	struct size_state *st = vst;
 
 	(void)buf;
 	(void)len;
-	if (!st->refused && s->header_bytes + s->body_bytes >
-	    cfg_of(s)->max_bytes)
-		refuse_size(s, st, "");
+	if (!st->refused && s->header_bytes + s->body_bytes > c->max_bytes)
+		refuse_size(s, c, st, "");
 }
 
 static void
-size_on_reset(struct mw_session *s, void *vst)
+size_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct size_state *st = vst;
 
 	(void)s;
+	(void)vc;
 	st->refused = 0;
 }
 

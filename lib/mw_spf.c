@@ -105,7 +105,6 @@ enum reject_at {
 };
 
 struct spf_cfg {
-	bool			 enabled;
 	struct mw_action	 act[MW_AUTH_POLICY + 1];	/* by result */
 	int			 temperror_auto;
 	struct mw_action	 helo_fail;
@@ -1506,7 +1505,6 @@ spf_cfg_init(void *vc)
 	struct spf_cfg *c = vc;
 
 	memset(c, 0, sizeof(*c));
-	c->enabled = true;
 	c->act[MW_AUTH_FAIL].kind = MW_ACT_REJECT;
 	c->temperror_auto = 1;
 	c->helo_fail.kind = MW_ACT_ACCEPT;
@@ -1532,8 +1530,6 @@ spf_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 		}
 		return mw_action_parse(&c->act[i], v, err, errlen);
 	}
-	if (strcmp(k, "enabled") == 0)
-		return mw_parse_bool(v, &c->enabled, err, errlen);
 	if (strcmp(k, "helo_fail_action") == 0)
 		return mw_action_parse(&c->helo_fail, v, err, errlen);
 	if (strcmp(k, "check_helo") == 0)
@@ -1571,7 +1567,6 @@ spf_cfg_dump(const void *vc, void *vfp)
 	char buf[64];
 	int i;
 
-	fprintf(fp, "enabled = %s\n", c->enabled ? "yes" : "no");
 	for (i = 0; i <= MW_AUTH_POLICY; i++) {
 		if (result_keys[i] == NULL)
 			continue;
@@ -1619,12 +1614,6 @@ action_for(const struct spf_cfg *c, enum mw_auth_result r)
 		a.score = 0;
 	}
 	return a;
-}
-
-static const struct spf_cfg *
-cfg_of(struct mw_session *s)
-{
-	return s->cfg->mod[mw_module_index("spf")];
 }
 
 /* ------------------------------------------------------------------------
@@ -1818,7 +1807,7 @@ static void
 spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
     int helo_identity, uint64_t deadline_ms, struct spf_outcome *out)
 {
-	struct spf_global *g = mw_session_global(s, mw_module_index("spf"));
+	struct spf_global *g = mw_session_global(s);
 	struct spf_eval ev;
 	SPF_request_t *req = NULL;
 	SPF_response_t *resp = NULL;
@@ -1956,9 +1945,9 @@ describe(const struct mw_session *s, const struct spf_outcome *o,
 
 /* Apply the configured action for an outcome (held by the session). */
 static void
-act_on(struct mw_session *s, const struct spf_outcome *o, int helo_check)
+act_on(struct mw_session *s, const struct spf_cfg *c,
+    const struct spf_outcome *o, int helo_check)
 {
-	const struct spf_cfg *c = cfg_of(s);
 	struct mw_action a;
 	struct mw_buf text = MW_BUF_INIT(1024);
 	const char *xcode;
@@ -2085,19 +2074,20 @@ helo_outcome(struct mw_session *s, struct spf_state *st, uint64_t deadline)
 }
 
 static void
-spf_on_helo(struct mw_session *s, void *vst)
+spf_on_helo(struct mw_session *s, const void *vc, void *vst)
 {
 	struct spf_state *st = vst;
 
+	(void)vc;
 	(void)s;
 	free(st->helo_checked);
 	st->helo_checked = NULL;
 }
 
 static void
-spf_on_mail(struct mw_session *s, void *vst)
+spf_on_mail(struct mw_session *s, const void *vc, void *vst)
 {
-	const struct spf_cfg *c = cfg_of(s);
+	const struct spf_cfg *c = vc;
 	struct spf_state *st = vst;
 	const struct spf_outcome *h = NULL;
 	const char *helo = s->helo != NULL && s->helo[0] != '\0' ? s->helo :
@@ -2106,7 +2096,7 @@ spf_on_mail(struct mw_session *s, void *vst)
 	/* one budget for both identities: the MTA waits for our answer */
 	uint64_t deadline = now_ms() + (uint64_t)c->max_time * 1000;
 
-	if (!c->enabled || (s->family != AF_INET && s->family != AF_INET6))
+	if (s->family != AF_INET && s->family != AF_INET6)
 		return;		/* no client address: nothing to check */
 	st->done = 1;
 	st->null_sender = s->mail_from == NULL || s->mail_from[0] == '\0';
@@ -2161,24 +2151,24 @@ spf_on_mail(struct mw_session *s, void *vst)
 	    st->mfrom.domain, st->mfrom.why[0] ? " why=" : "",
 	    st->mfrom.why);
 	if (c->reject_at == REJECT_AT_RCPT) {
-		act_on(s, &st->mfrom, 0);
+		act_on(s, c, &st->mfrom, 0);
 		if (st->helo_separate)
-			act_on(s, &st->helo, 1);
+			act_on(s, c, &st->helo, 1);
 	}
 }
 
 static void
-spf_on_eom(struct mw_session *s, void *vst)
+spf_on_eom(struct mw_session *s, const void *vc, void *vst)
 {
-	const struct spf_cfg *c = cfg_of(s);
+	const struct spf_cfg *c = vc;
 	struct spf_state *st = vst;
 
 	if (!st->done)
 		return;
 	if (c->reject_at == REJECT_AT_DATA) {
-		act_on(s, &st->mfrom, 0);
+		act_on(s, c, &st->mfrom, 0);
 		if (st->helo_separate)
-			act_on(s, &st->helo, 1);
+			act_on(s, c, &st->helo, 1);
 	}
 	/* (the null sender without HELO has no identity to report) */
 	if (c->received_spf && st->sender != NULL && st->sender[0] != '\0')
@@ -2202,10 +2192,12 @@ authres_one(struct mw_session *s, struct mw_authres *ar,
 }
 
 static void
-spf_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
+spf_authres(struct mw_session *s, const void *vc, void *vst,
+    struct mw_authres *ar)
 {
 	struct spf_state *st = vst;
 
+	(void)vc;
 	if (!st->done)
 		return;
 	if (st->null_sender) {
@@ -2222,11 +2214,15 @@ spf_authres(struct mw_session *s, void *vst, struct mw_authres *ar)
 }
 
 static void
-spf_on_reset(struct mw_session *s, void *vst)
+spf_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct spf_state *st = vst;
 
-	(void)s;
+	(void)vc;
+	/* The results published for DMARC and greylisting are per message. */
+	s->res.spf_done = 0;
+	s->res.spf = s->res.spf_helo = MW_AUTH_NONE;
+	s->res.spf_domain[0] = '\0';
 	st->done = 0;
 	st->null_sender = 0;
 	st->helo_separate = 0;
@@ -2237,11 +2233,11 @@ spf_on_reset(struct mw_session *s, void *vst)
 }
 
 static void
-spf_on_close(struct mw_session *s, void *vst)
+spf_on_close(struct mw_session *s, const void *vc, void *vst)
 {
 	struct spf_state *st = vst;
 
-	spf_on_reset(s, vst);
+	spf_on_reset(s, vc, vst);
 	free(st->helo_checked);
 	st->helo_checked = NULL;
 }

@@ -39,7 +39,6 @@
 #include <libmilter/mfapi.h>
 
 #include "mw_config.h"
-#include "mw_dkim.h"
 #include "mw_log.h"
 #include "mw_session.h"
 
@@ -570,8 +569,8 @@ main(int argc, char **argv)
 			return EX_CONFIG;
 		}
 		mw_config_dump(mw_ctx_config(current_ctx), stdout);
-		/* Warn (never fail) if a signing key's DNS record disagrees. */
-		(void)mw_dkim_check_keys(current_ctx, stderr);
+		/* Warn (never fail), e.g. if a signing key's DNS record disagrees. */
+		(void)mw_ctx_self_check(current_ctx, stderr);
 		printf("\n; %s: configuration OK\n", path);
 		mw_ctx_unref(current_ctx);
 		return 0;

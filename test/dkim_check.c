@@ -32,7 +32,6 @@
 #include <strings.h>
 
 #include "mw_config.h"
-#include "mw_dkim.h"
 #include "mw_log.h"
 #include "mw_session.h"
 
@@ -418,7 +417,7 @@ main(int argc, char **argv)
 	else if (strcmp(argv[2], "sign") == 0 && argc == 4)
 		ret = do_sign(ctx, argv[3]);
 	else if (strcmp(argv[2], "checkkeys") == 0)
-		ret = mw_dkim_check_keys(ctx, stdout) == 0 ? 0 : 1;
+		ret = mw_ctx_self_check(ctx, stdout) == 0 ? 0 : 1;
 	else if (strcmp(argv[2], "threads") == 0 && argc >= 6)
 		ret = do_threads(ctx, atoi(argv[3]), atoi(argv[4]), argc - 5,
 		    argv + 5);

@@ -70,7 +70,8 @@ run_case(struct mw_ctx *ctx, int spf, char *line)
 		return -1;
 	}
 
-	mw_modules[spf]->on_mail(s, s->state[spf]);
+	s->running_index = spf;
+	mw_modules[spf]->on_mail(s, s->cfg->mod[spf], s->state[spf]);
 
 	text = s->msg_policy.kind == MW_REJECT ? s->msg_policy.text : "";
 	exp = strstr(text, " explains: ");
@@ -79,9 +80,9 @@ run_case(struct mw_ctx *ctx, int spf, char *line)
 	fflush(stdout);
 	/* Undo by hand what the other modules never saw. */
 	if (mw_modules[spf]->on_reset != NULL)
-		mw_modules[spf]->on_reset(s, s->state[spf]);
+		mw_modules[spf]->on_reset(s, s->cfg->mod[spf], s->state[spf]);
 	if (mw_modules[spf]->on_close != NULL)
-		mw_modules[spf]->on_close(s, s->state[spf]);
+		mw_modules[spf]->on_close(s, s->cfg->mod[spf], s->state[spf]);
 	free(s->mail_from);
 	s->mail_from = NULL;
 	s->in_transaction = 0;

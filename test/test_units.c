@@ -83,6 +83,30 @@ test_config(void)
 	    "size with suffix");
 	mw_config_free(c);
 
+	/* `enabled` is the framework's key, in every module's section. */
+	e = load("[size]\nenabled = no\n[greylist]\nenabled = yes\n"
+	    "server = 127.0.0.1:1\n", &c);
+	is_str(e, "", "enabled = in any module's section");
+	ok(c != NULL && !c->enabled[si] &&
+	    c->enabled[mw_module_index("greylist")] &&
+	    c->enabled[mw_module_index("spf")], "enabled: set, or the default");
+	mw_config_free(c);
+	e = load("; empty\n", &c);
+	ok(c != NULL && !c->enabled[mw_module_index("greylist")] &&
+	    c->enabled[mw_module_index("dkim")],
+	    "greylisting is off by default, the others on");
+	mw_config_free(c);
+	e = load("[dnsbl]\nenabled = maybe\n", &c);
+	is_str(e, "FILE:2: [dnsbl] enabled: \"maybe\" is not a boolean "
+	    "(yes/no)", "enabled takes a boolean");
+	/* A disabled module's settings are not cross-checked. */
+	e = load("[size]\nenabled = no\nmax_bytes = 10\n", &c);
+	is_str(e, "", "a disabled module's section is not validated");
+	mw_config_free(c);
+	e = load("[size]\nmax_bytes = 10\n", &c);
+	ok(c == NULL && strstr(e, "[size] max_bytes 10 is below") != NULL,
+	    "an enabled one's is");
+
 	e = load("[milter]\nsocket = inet:1@x\n[bogus]\nkey = 1\n", &c);
 	is_str(e, "FILE:4: unknown section [bogus]", "unknown section");
 	ok(c == NULL, "no config on error");
