@@ -1036,3 +1036,46 @@ mw_session_authres(const struct mw_session *s)
 {
 	return s->authres;
 }
+
+const char *
+mw_session_mail_from(const struct mw_session *s)
+{
+	return s->mail_from;
+}
+
+int
+mw_session_trusted(const struct mw_session *s)
+{
+	return s->trusted;
+}
+
+int
+mw_session_skips_inbound(const struct mw_session *s)
+{
+	return s->skip_inbound;
+}
+
+const struct mw_verdict *
+mw_session_verdict(const struct mw_session *s)
+{
+	return &s->verdict;
+}
+
+const struct mw_shared_results *
+mw_session_results(const struct mw_session *s)
+{
+	return &s->res;
+}
+
+void
+mw_session_set_results(struct mw_session *s,
+    const struct mw_shared_results *r)
+{
+	s->res = *r;
+}
+
+void
+mw_session_set_conn_score(struct mw_session *s, double score)
+{
+	s->conn_score = score;
+}

@@ -68,6 +68,42 @@ struct mw_hdr_change {
 	int		 index;
 };
 
+/* A check's result, as in Authentication-Results. */
+enum mw_auth_result {
+	MW_AUTH_NONE = 0, MW_AUTH_PASS, MW_AUTH_FAIL, MW_AUTH_SOFTFAIL,
+	MW_AUTH_NEUTRAL, MW_AUTH_TEMPERROR, MW_AUTH_PERMERROR, MW_AUTH_POLICY
+};
+
+/* Name of a result, as in Authentication-Results ("pass", "temperror"). */
+const char *mw_auth_result_name(enum mw_auth_result r);
+
+#define MW_MAX_DKIM_RESULTS	16
+
+/*
+ * Results one check publishes for others (DMARC reads SPF and DKIM,
+ * greylisting iprev, the DNSWL listing and SPF).  Read them with
+ * mw_session_results().
+ */
+struct mw_shared_results {
+	/* SPF, set by mw_spf at MAIL FROM (per message) */
+	int			spf_done;
+	enum mw_auth_result	spf;		/* MAIL FROM identity */
+	char			spf_domain[256];	/* domain checked */
+	enum mw_auth_result	spf_helo;	/* HELO identity */
+	/* DKIM, set by mw_dkim at end of message (per message) */
+	int			dkim_done;
+	size_t			n_dkim;
+	struct {
+		enum mw_auth_result	result;
+		char			domain[256];	/* d= */
+		char			selector[128];	/* s= */
+	}			dkim[MW_MAX_DKIM_RESULTS];
+	/* connection checks (per connection) */
+	int			dnswl_listed;	/* mw_dnsbl: an allowlist matched */
+	int			iprev_pass;	/* mw_iprev */
+	char			iprev_name[256];	/* the name that passed */
+};
+
 struct mw_session	*mw_session_new(struct mw_ctx *ctx);
 void			 mw_session_free(struct mw_session *s);
 
@@ -129,5 +165,29 @@ size_t	mw_session_changes(const struct mw_session *s,
 const char *mw_session_quarantine(const struct mw_session *s);
 /* The Authentication-Results value of the last message (tests, -check). */
 const char *mw_session_authres(const struct mw_session *s);
+
+/*
+ * What the session knows so far, for mailwarden-check and tests: the
+ * envelope sender without <> ("" = null sender, NULL outside a
+ * transaction), whether the client is in trusted_networks, whether
+ * inbound checks are skipped (trusted or authenticated), the verdict of
+ * the last event (the same pointer the event returned), the checks'
+ * published results.
+ */
+const char *mw_session_mail_from(const struct mw_session *s);
+int	mw_session_trusted(const struct mw_session *s);
+int	mw_session_skips_inbound(const struct mw_session *s);
+const struct mw_verdict *mw_session_verdict(const struct mw_session *s);
+const struct mw_shared_results *mw_session_results(
+	    const struct mw_session *s);
+/*
+ * Test drivers only, standing in for checks they turned off ([spf]
+ * enabled = no, ...): publish results as those checks would have (after
+ * the event where they would: MAIL FROM for SPF), and set the connection
+ * score the connection checks would have added up.
+ */
+void	mw_session_set_results(struct mw_session *s,
+	    const struct mw_shared_results *r);
+void	mw_session_set_conn_score(struct mw_session *s, double score);
 
 #endif /* MW_SESSION_H */

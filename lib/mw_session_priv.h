@@ -32,38 +32,13 @@ enum mw_phase {
 };
 
 /*
- * Results one check publishes for others: DMARC reads SPF and DKIM,
- * greylisting reads the DNSWL listing.  Only our own results go here,
- * never anything parsed from the message's headers.  Each field is
- * written and reset only by the module named beside it (per-message
- * ones in its on_reset hook); the session never touches them.
+ * Results one check publishes for others (struct mw_shared_results, in
+ * mw_session.h): DMARC reads SPF and DKIM, greylisting reads the DNSWL
+ * listing.  Only our own results go there, never anything parsed from
+ * the message's headers.  Each field is written and reset only by the
+ * module named beside it (per-message ones in its on_reset hook); the
+ * session never touches them.
  */
-enum mw_auth_result {
-	MW_AUTH_NONE = 0, MW_AUTH_PASS, MW_AUTH_FAIL, MW_AUTH_SOFTFAIL,
-	MW_AUTH_NEUTRAL, MW_AUTH_TEMPERROR, MW_AUTH_PERMERROR, MW_AUTH_POLICY
-};
-
-#define MW_MAX_DKIM_RESULTS	16
-
-struct mw_shared_results {
-	/* SPF, set by mw_spf at MAIL FROM (per message) */
-	int			spf_done;
-	enum mw_auth_result	spf;		/* MAIL FROM identity */
-	char			spf_domain[256];	/* domain checked */
-	enum mw_auth_result	spf_helo;	/* HELO identity */
-	/* DKIM, set by mw_dkim at end of message (per message) */
-	int			dkim_done;
-	size_t			n_dkim;
-	struct {
-		enum mw_auth_result	result;
-		char			domain[256];	/* d= */
-		char			selector[128];	/* s= */
-	}			dkim[MW_MAX_DKIM_RESULTS];
-	/* connection checks (per connection) */
-	int			dnswl_listed;	/* an allowlist zone matched */
-	int			iprev_pass;
-	char			iprev_name[256];	/* the name that passed */
-};
 
 struct mw_hdr_list {
 	struct mw_hdr_change	*v;
@@ -142,9 +117,6 @@ struct mw_session {
 	void			*state[MW_MAX_MODULES];
 	void			*global[MW_MAX_MODULES];
 };
-
-/* Name of a result, as in Authentication-Results ("pass", "temperror"). */
-const char *mw_auth_result_name(enum mw_auth_result r);
 
 void	mw_session_act(struct mw_session *s, const struct mw_action *a,
 	    int code, const char *xcode, const char *fmt, ...)

@@ -9,7 +9,7 @@
  * FILE is a message (header fields, empty line, body; LF or CRLF).  The
  * session runs as for a client 192.0.2.1 (HELO client.example, MAIL FROM
  * ADDR, default <>, RCPT <rcpt@example.net>).  SPF and DKIM results are
- * put into s->res (mw_session_priv.h) after MAIL FROM, as mw_spf and
+ * published with mw_session_set_results() after MAIL FROM, as mw_spf and
  * mw_dkim would -- CONFIG should turn those two off ([spf] enabled = no,
  * [dkim] verify = no) so that only the given results count, or leave
  * [dkim] on and give no dkim= to verify the message's own signatures.
@@ -26,7 +26,7 @@
 
 #include "mw_config.h"
 #include "mw_log.h"
-#include "mw_session_priv.h"
+#include "mw_session.h"
 
 #define CHUNK	65536
 
@@ -51,10 +51,11 @@ result_of(const char *name)
 	return MW_AUTH_NONE;
 }
 
-/* "spf=pass:example.org", "dkim=fail:example.org:sel" into s->res. */
+/* "spf=pass:example.org", "dkim=fail:example.org:sel": publish it. */
 static void
 put_result(struct mw_session *s, const char *arg)
 {
+	struct mw_shared_results r = *mw_session_results(s);
 	char buf[600], *res, *dom, *sel;
 
 	snprintf(buf, sizeof(buf), "%s", arg);
@@ -66,24 +67,23 @@ put_result(struct mw_session *s, const char *arg)
 	if ((sel = strchr(dom, ':')) != NULL)
 		*sel++ = '\0';
 	if (strcmp(buf, "spf") == 0) {
-		s->res.spf_done = 1;
-		s->res.spf = result_of(res);
-		snprintf(s->res.spf_domain, sizeof(s->res.spf_domain), "%s",
-		    dom);
+		r.spf_done = 1;
+		r.spf = result_of(res);
+		snprintf(r.spf_domain, sizeof(r.spf_domain), "%s", dom);
 	} else if (strcmp(buf, "dkim") == 0) {
-		size_t k = s->res.n_dkim;
+		size_t k = r.n_dkim;
 
 		if (k >= MW_MAX_DKIM_RESULTS)
 			die("too many dkim= results", "");
-		s->res.dkim_done = 1;
-		s->res.dkim[k].result = result_of(res);
-		snprintf(s->res.dkim[k].domain, sizeof(s->res.dkim[k].domain),
-		    "%s", dom);
-		snprintf(s->res.dkim[k].selector,
-		    sizeof(s->res.dkim[k].selector), "%s", sel ? sel : "s1");
-		s->res.n_dkim++;
+		r.dkim_done = 1;
+		r.dkim[k].result = result_of(res);
+		snprintf(r.dkim[k].domain, sizeof(r.dkim[k].domain), "%s", dom);
+		snprintf(r.dkim[k].selector, sizeof(r.dkim[k].selector), "%s",
+		    sel ? sel : "s1");
+		r.n_dkim++;
 	} else
 		die("unknown method ", buf);
+	mw_session_set_results(s, &r);
 }
 
 static char *

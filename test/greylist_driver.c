@@ -14,7 +14,7 @@
  *	eom			-> verdict, then " | NAME: VALUE" per added
  *				   header
  *	abort
- *	set iprev_pass 0|1	what earlier checks found (mw_session_priv.h)
+ *	set iprev_pass 0|1	what earlier checks found (mw_session_set_results)
  *	set spf pass|fail|none
  *	set dnswl 0|1
  *	set score N		conn_score
@@ -40,7 +40,7 @@
 
 #include "mw_config.h"
 #include "mw_log.h"
-#include "mw_session_priv.h"
+#include "mw_session.h"
 
 static void
 print_verdict(const struct mw_verdict *v, int newline)
@@ -84,6 +84,7 @@ main(int argc, char **argv)
 	struct mw_config *cfg;
 	struct mw_ctx *ctx;
 	struct mw_session *s = NULL;
+	struct mw_shared_results r;
 	char line[4096], err[1024];
 	double t0, last = 0;
 	int read_only = 0;
@@ -179,21 +180,23 @@ main(int argc, char **argv)
 				continue;
 			}
 			*val++ = '\0';
+			r = *mw_session_results(s);
 			if (strcmp(arg, "iprev_pass") == 0)
-				s->res.iprev_pass = atoi(val);
+				r.iprev_pass = atoi(val);
 			else if (strcmp(arg, "dnswl") == 0)
-				s->res.dnswl_listed = atoi(val);
+				r.dnswl_listed = atoi(val);
 			else if (strcmp(arg, "score") == 0)
-				s->conn_score = atof(val);
+				mw_session_set_conn_score(s, atof(val));
 			else if (strcmp(arg, "spf") == 0) {
-				s->res.spf_done = 1;
-				s->res.spf = strcmp(val, "pass") == 0 ?
+				r.spf_done = 1;
+				r.spf = strcmp(val, "pass") == 0 ?
 				    MW_AUTH_PASS : strcmp(val, "fail") == 0 ?
 				    MW_AUTH_FAIL : MW_AUTH_NONE;
 			} else {
 				printf("error: unknown key %s\n", arg);
 				continue;
 			}
+			mw_session_set_results(s, &r);
 			printf("ok\n");
 		} else {
 			printf("error: unknown command %s\n", line);

@@ -1,6 +1,6 @@
 /*
  * spf_check -- evaluate SPF test cases through mailwarden's own SPF code
- * path (lib/mw_spf.c: its on_mail hook, our libspf2 DNS layer, mw_dns)
+ * path (lib/mw_spf.c through a session, our libspf2 DNS layer, mw_dns)
  * and print the results.  Driven by test/spf_suite.py.
  *
  *	spf_check NAMESERVER [TIMEOUT_MS] < cases
@@ -15,16 +15,17 @@
  *	RESULT <TAB> EXPLANATION		(explanation empty if none)
  *
  * RESULT is the SPF result of the MAIL FROM identity (the HELO identity
- * for the null sender), as mw_spf publishes it for DMARC in s->res.spf;
- * the explanation is the one the domain gave for a fail, read back from
- * the 550 reply mw_spf asks the session to give ("... explains: TEXT").
+ * for the null sender), as mw_spf publishes it for DMARC
+ * (mw_session_results); the explanation is the one the domain gave for a
+ * fail, read back from the 550 reply to RCPT ("... explains: TEXT").
  *
- * Only the SPF module's hook runs (not the whole session), so that the
- * other checks neither add DNS traffic nor change the reply.  The DNS
- * cache is off: every case sees the server's current zone data.
+ * A whole session runs with every other check turned off, so that they
+ * neither add DNS traffic nor change the reply.  The DNS cache is off:
+ * every case sees the server's current zone data.
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +33,18 @@
 
 #include "mw_config.h"
 #include "mw_log.h"
-#include "mw_module.h"
-#include "mw_session_priv.h"
+#include "mw_cidr.h"
+#include "mw_session.h"
 
 static int
-run_case(struct mw_ctx *ctx, int spf, char *line)
+run_case(struct mw_ctx *ctx, char *line)
 {
 	struct mw_session *s;
+	const struct mw_verdict *v;
 	char *ip, *helo, *from, *exp;
-	const char *text;
+	const char *text = "";
+	int family;
+	uint8_t addr[16];
 
 	ip = strsep(&line, "\t");
 	helo = strsep(&line, "\t");
@@ -49,44 +53,26 @@ run_case(struct mw_ctx *ctx, int spf, char *line)
 		printf("error\tbad input line\n");
 		return -1;
 	}
+	if (mw_ip_parse(ip, &family, addr) == -1) {
+		printf("error\tbad client address\n");
+		return -1;
+	}
 	if ((s = mw_session_new(ctx)) == NULL) {
 		printf("error\tout of memory\n");
 		return -1;
 	}
-	/* What mw_session_connect, _helo and _mail set, without the hooks. */
-	if (mw_ip_parse(ip, &s->family, s->addr) == -1) {
-		printf("error\tbad client address\n");
-		mw_session_free(s);
-		return -1;
-	}
-	snprintf(s->ip, sizeof(s->ip), "%s", ip);
-	s->helo = strdup(helo);
-	s->mail_from = strdup(from);
-	s->phase = MW_PH_MAIL;
-	s->in_transaction = 1;
-	if (s->helo == NULL || s->mail_from == NULL) {
-		printf("error\tout of memory\n");
-		mw_session_free(s);
-		return -1;
-	}
-
-	s->running_index = spf;
-	mw_modules[spf]->on_mail(s, s->cfg->mod[spf], s->state[spf]);
-
-	text = s->msg_policy.kind == MW_REJECT ? s->msg_policy.text : "";
+	mw_session_connect(s, ip, NULL, 25);
+	mw_session_helo(s, helo);
+	mw_session_mail(s, from, NULL, 0);
+	/* A fail is refused at RCPT, with the domain's explanation. */
+	v = mw_session_rcpt(s, "<spf-check@receiver.test>", NULL, 0);
+	if (v->kind == MW_REJECT)
+		text = v->text;
 	exp = strstr(text, " explains: ");
-	printf("%s\t%s\n", s->res.spf_done ? mw_auth_result_name(s->res.spf) :
-	    "unchecked", exp != NULL ? exp + strlen(" explains: ") : "");
+	printf("%s\t%s\n", mw_session_results(s)->spf_done ?
+	    mw_auth_result_name(mw_session_results(s)->spf) : "unchecked",
+	    exp != NULL ? exp + strlen(" explains: ") : "");
 	fflush(stdout);
-	/* Undo by hand what the other modules never saw. */
-	if (mw_modules[spf]->on_reset != NULL)
-		mw_modules[spf]->on_reset(s, s->cfg->mod[spf], s->state[spf]);
-	if (mw_modules[spf]->on_close != NULL)
-		mw_modules[spf]->on_close(s, s->cfg->mod[spf], s->state[spf]);
-	free(s->mail_from);
-	s->mail_from = NULL;
-	s->in_transaction = 0;
-	s->phase = MW_PH_NEW;
 	mw_session_free(s);
 	return 0;
 }
@@ -99,7 +85,7 @@ main(int argc, char **argv)
 	struct mw_config *cfg;
 	struct mw_ctx *ctx;
 	FILE *fp;
-	int fd, spf;
+	int fd;
 
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: spf_check NAMESERVER [TIMEOUT_MS]\n");
@@ -111,11 +97,15 @@ main(int argc, char **argv)
 		perror("mkstemp");
 		return 2;
 	}
+	/* SPF alone: no other check asks DNS or changes the reply. */
 	fprintf(fp, "[milter]\nauthserv_id = mx.receiver.test\n"
+	    "trusted_networks = 255.255.255.255/32\n"
 	    "[dns]\nnameservers = %s\ntimeout_ms = %s\ntries = 1\n"
 	    "cache_size = 0\n"
-	    "[spf]\nfail_action = reject\ncheck_helo = no\n", argv[1],
-	    argc > 2 ? argv[2] : "400");
+	    "[spf]\nfail_action = reject\ncheck_helo = no\n"
+	    "[iprev]\nenabled = no\n[helo]\nenabled = no\n"
+	    "[dnsbl]\nenabled = no\n[dkim]\nenabled = no\n"
+	    "[dmarc]\nenabled = no\n", argv[1], argc > 2 ? argv[2] : "400");
 	fclose(fp);
 	if (mw_config_load(cfgpath, &cfg, err, sizeof(err)) == -1) {
 		unlink(cfgpath);
@@ -127,16 +117,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "spf_check: %s\n", err);
 		return 2;
 	}
-	if ((spf = mw_module_index("spf")) < 0 ||
-	    mw_modules[spf]->on_mail == NULL) {
-		fprintf(stderr, "spf_check: no spf module\n");
-		return 2;
-	}
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '\0')
 			continue;
-		run_case(ctx, spf, line);
+		run_case(ctx, line);
 	}
 	mw_ctx_unref(ctx);
 	return 0;

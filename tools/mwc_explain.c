@@ -26,7 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mw_session_priv.h"
+#include "mw_buf.h"
+#include "mw_session.h"
 #include "mwc.h"
 
 #define MAX_STEPS	(16 + MWC_MAX_RCPTS)
@@ -144,10 +145,12 @@ synthetic_message(struct explain *e, char **mem)
 {
 	const struct mwc_opts *o = e->o;
 	struct mw_buf b = MW_BUF_INIT(8192);
+	const char *from;
 	FILE *fp;
 
-	if (e->s->mail_from != NULL && e->s->mail_from[0] != '\0')
-		mw_buf_printf(&b, "From: <%s>\r\n", e->s->mail_from);
+	from = mw_session_mail_from(e->s);
+	if (from != NULL && from[0] != '\0')
+		mw_buf_printf(&b, "From: <%s>\r\n", from);
 	else if (o->helo != NULL && strchr(o->helo, '.') != NULL &&
 	    strchr(o->helo, '\n') == NULL && strchr(o->helo, '\r') == NULL)
 		/* A bounce: From the mailer daemon of the sending host. */
@@ -196,7 +199,7 @@ run_data(struct explain *e, FILE *fp)
 	if (e->cur == hs) {
 		/* Stopped in the header (or an empty message, eoh given). */
 		if (e->last == NULL)
-			e->last = &e->s->verdict;
+			e->last = mw_session_verdict(e->s);
 		step_end(e, e->last);
 	} else {
 		bs = e->cur;
@@ -243,7 +246,7 @@ run(struct explain *e)
 	    o->name ? o->name : "", ")");
 	v = mw_session_connect(e->s, o->ip, o->name, 25);
 	step_end(e, v);
-	e->trusted = e->s->trusted;
+	e->trusted = mw_session_trusted(e->s);
 	if (refused(v)) {
 		stop_with(e, v);
 		return 0;
@@ -279,7 +282,7 @@ run(struct explain *e)
 	    nargs ? sizearg : "", o->auth ? " (authenticated)" : "");
 	v = mw_session_mail(e->s, from, args, nargs);
 	step_end(e, v);
-	e->skipped = e->s->skip_inbound;
+	e->skipped = mw_session_skips_inbound(e->s);
 	if (refused(v)) {
 		stop_with(e, v);
 		goto abort;

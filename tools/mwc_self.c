@@ -51,7 +51,8 @@
 #include <opendmarc/dmarc.h>
 
 #include "mw_cidr.h"
-#include "mw_session_priv.h"
+#include "mw_dns.h"
+#include "mw_session.h"
 #include "mwc.h"
 
 /* In libopendmarc 1.4 (the Public Suffix List lookup), not in dmarc.h. */
@@ -396,12 +397,12 @@ receiver_view(struct mw_ctx *ctx, const char *ip, const char *helo,
 	mw_session_set_read_only(s, 1);
 	snprintf(from, sizeof(from), "<postmaster@%s>", domain);
 	mw_session_connect(s, ip, NULL, 25);
-	rv->trusted = s->skip_inbound;
+	rv->trusted = mw_session_skips_inbound(s);
 	if (helo != NULL)
 		mw_session_helo(s, helo);
 	mw_session_mail(s, from, NULL, 0);
-	rv->spf_done = s->res.spf_done;
-	rv->spf = s->res.spf;
+	rv->spf_done = mw_session_results(s)->spf_done;
+	rv->spf = mw_session_results(s)->spf;
 	mw_session_rcpt(s, from, NULL, 0);
 	mw_session_abort(s);
 	if (mw_session_authres(s) != NULL)
