@@ -19,6 +19,7 @@
 
 #include "mw_authres.h"
 #include "mw_buf.h"
+#include "mw_text.h"
 
 #define MW_AR_MAX	(32 * 1024)	/* whole header */
 #define MW_AR_VALUE_MAX	512		/* one property value */
@@ -89,12 +90,6 @@ is_addr_spec(const char *s)
 	return 1;
 }
 
-static char
-safe_char(unsigned char c)
-{
-	return (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
-}
-
 void
 mw_quote_value(const char *in, char *out, size_t outlen)
 {
@@ -113,7 +108,7 @@ mw_quote_value(const char *in, char *out, size_t outlen)
 	}
 	out[o++] = '"';
 	for (i = 0; in[i] != '\0'; i++) {
-		char c = safe_char((unsigned char)in[i]);
+		char c = mw_printable_char((unsigned char)in[i]);
 		size_t need = (c == '"' || c == '\\') ? 2 : 1;
 
 		if (o + need + 2 > outlen)
@@ -134,7 +129,7 @@ mw_quote_comment(const char *in, char *out, size_t outlen)
 	if (outlen == 0)
 		return;
 	for (i = 0; in[i] != '\0'; i++) {
-		char c = safe_char((unsigned char)in[i]);
+		char c = mw_printable_char((unsigned char)in[i]);
 		size_t need = (c == '(' || c == ')' || c == '\\') ? 2 : 1;
 
 		if (o + need + 1 > outlen)

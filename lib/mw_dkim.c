@@ -73,6 +73,7 @@
 #include "mw_dkim.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 #define MAX_SIGS	MW_MAX_DKIM_RESULTS	/* upper bound of max_signatures */
 #define BODY_RUN_MAX	(256 * 1024)	/* body bytes without white space */
@@ -402,28 +403,6 @@ dkim_cfg_free(void *vc)
 
 /* ---------------------------------------------------- DNS callbacks --- */
 
-/* A DNS name as DKIM allows in d= and s=: LDH labels ('_' tolerated). */
-static int
-dns_name_ok(const char *s)
-{
-	size_t label = 0, n = 0;
-
-	if (s == NULL || *s == '\0')
-		return 0;
-	for (; *s != '\0'; s++, n++) {
-		if (*s == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-		} else if ((isalnum((unsigned char)*s) || *s == '-' ||
-		    *s == '_') && ++label <= 63)
-			continue;
-		else
-			return 0;
-	}
-	return n <= 253;
-}
-
 /* q= is a colon-separated list; dns/txt must be one (RFC 6376 3.5). */
 static int
 query_method_ok(const char *q)
@@ -498,7 +477,8 @@ prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 		d = (const char *)dkim_sig_getdomain(sig);
 		s = (const char *)dkim_sig_getselector(sig);
 		q = (const char *)dkim_sig_gettagvalue(sig, 0, UC("q"));
-		if (!dns_name_ok(d) || !dns_name_ok(s)) {
+		if (!mw_domain_ok(d, MW_DOMAIN_LDH) ||
+		    !mw_domain_ok(s, MW_DOMAIN_LDH)) {
 			v->pre[i].result = MW_AUTH_NEUTRAL;
 			snprintf(v->pre[i].reason, sizeof(v->pre[i].reason),
 			    "d= or s= is not a domain name");
@@ -1266,18 +1246,6 @@ act(struct mw_session *s, const struct mw_dkim_cfg *c,
 	}
 }
 
-/* Printable ASCII only, bounded: tags from the message for a note. */
-static void
-shown(char *out, size_t outlen, const char *in)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = (unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] > 0x7e ? '?' : in[i];
-	out[i] = '\0';
-}
-
 /*
  * A key record for a note, as "TXT name: ..." like any DNS answer, but
  * of the key itself (p=) only its first bytes and its length: the tags
@@ -1305,14 +1273,7 @@ note_key_record(struct mw_buf *b, const char *t, size_t n)
 		}
 		/* more than 16 bytes of key: cut, and say how long it is */
 		end = v < i && i - v > 16 ? v + 16 : i;
-		for (j = start; j < end; j++) {
-			unsigned char c = (unsigned char)t[j];
-
-			if (c < 0x20 || c > 0x7e)
-				mw_buf_printf(b, "\\x%02x", c);
-			else
-				mw_buf_append(b, t + j, 1);
-		}
+		mw_escaped(b, t + start, end - start);
 		if (end < i)
 			mw_buf_printf(b, "...(%zu bytes)", i - v);
 		if (i < n)
@@ -1358,9 +1319,9 @@ explain(struct mw_session *s, const struct dkim_state *st)
 		return;
 	for (i = 0; i < st->n_res; i++) {
 		r = &st->res[i];
-		shown(d, sizeof(d), r->domain);
-		shown(sel, sizeof(sel), r->selector);
-		shown(alg, sizeof(alg), r->alg);
+		mw_printable(d, sizeof(d), r->domain);
+		mw_printable(sel, sizeof(sel), r->selector);
+		mw_printable(alg, sizeof(alg), r->alg);
 		key[0] = '\0';
 		if (r->show_key && r->ed25519)
 			snprintf(key, sizeof(key), ", ed25519 key");

@@ -49,6 +49,7 @@
 
 #include "mw_dkim.h"
 #include "mw_log.h"
+#include "mw_text.h"
 
 #define KEY_FILE_MAX		(64 * 1024)	/* bytes of one key file */
 #define SIGN_HEADER_MAX		(4 * 1024 * 1024)	/* kept header bytes */
@@ -296,29 +297,6 @@ done:
 	return ret;
 }
 
-/* A domain name or selector: LDH (and '_') labels, dots between. */
-static int
-valid_name(const char *s)
-{
-	size_t label = 0, n = 0;
-
-	if (*s == '\0' || *s == '.')
-		return 0;
-	for (; *s != '\0'; s++, n++) {
-		if (*s == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return label > 0 && n <= 253;
-}
-
 static void
 key_free(struct mw_dkim_key *k)
 {
@@ -379,11 +357,12 @@ key_add(struct mw_dkim_cfg *c, const char *spec, const char *origin,
 	}
 	for (i = 0; dom[i] != '\0'; i++)
 		dom[i] = (char)tolower((unsigned char)dom[i]);
-	if (!valid_name(dom) || strchr(dom, '_') != NULL) {
+	if (!mw_domain_ok(dom, MW_DOMAIN_NO_FINAL_DOT) ||
+	    strchr(dom, '_') != NULL) {
 		snprintf(err, errlen, "\"%s\" is not a domain name", dom);
 		return -1;
 	}
-	if (!valid_name(sel)) {
+	if (!mw_domain_ok(sel, MW_DOMAIN_NO_FINAL_DOT)) {
 		snprintf(err, errlen, "\"%s\" is not a valid selector", sel);
 		return -1;
 	}
@@ -667,7 +646,7 @@ from_domain(const char *value, char *out, size_t outlen)
 		for (i = 0; domain[i] != '\0'; i++)
 			out[i] = (char)tolower(domain[i]);
 		out[i] = '\0';
-		ret = valid_name(out) ? 0 : -1;
+		ret = mw_domain_ok(out, MW_DOMAIN_NO_FINAL_DOT) ? 0 : -1;
 	}
 	free(copy);
 	return ret;

@@ -51,6 +51,7 @@
 #include "mw_authres.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 /* Exported by libopendmarc 1.4 (the PSL lookup) but not in dmarc.h. */
 int	opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
@@ -218,7 +219,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 			d[n] = (char)tolower((unsigned char)d[n]);
 		while (n > 0 && d[n - 1] == '.')
 			d[--n] = '\0';
-		if (n == 0 || d[0] == '.') {
+		if (!mw_domain_ok(d, MW_DOMAIN_LDH)) {
 			snprintf(err, errlen, "override_domains: bad domain "
 			    "\"%s\"", c->override_domains[i]);
 			return -1;
@@ -527,34 +528,22 @@ is_special(const struct tok *t, char c)
 }
 
 /*
- * A domain as DMARC can use it: LDH labels (underscore tolerated) of
- * 1..63, at most 253 in all, optional final dot.  Lower-cased into out.
+ * A domain as DMARC can use it (LDH labels, underscore tolerated,
+ * optional final dot), lower-cased into out without the dot.
  */
 static int
 domain_copy(const char *p, size_t len, char *out, size_t outlen)
 {
-	size_t i, label = 0;
+	size_t i;
 
-	if (len > 0 && p[len - 1] == '.')
+	if (mw_domain_check(p, len, MW_DOMAIN_LDH) != NULL)
+		return -1;
+	if (p[len - 1] == '.')
 		len--;
-	if (len == 0 || len > 253 || len >= outlen)
+	if (len >= outlen)
 		return -1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return -1;
-			label = 0;
-		} else if (isalnum(c) || c == '-' || c == '_') {
-			if (++label > 63)
-				return -1;
-		} else
-			return -1;
-		out[i] = (char)tolower(c);
-	}
-	if (label == 0)
-		return -1;
+	for (i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)p[i]);
 	out[len] = '\0';
 	return 0;
 }

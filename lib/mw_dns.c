@@ -36,9 +36,8 @@
 #include <ares.h>
 
 #include "mw_dns.h"
+#include "mw_text.h"
 
-#define MW_DNS_MAXNAME		253	/* presentation form, no final dot */
-#define MW_DNS_MAXLABEL		63
 #define MW_DNS_NEG_DEFAULT	60	/* negative TTL when no SOA came */
 #define MW_DNS_NEG_MAX		3600	/* RFC 2308: one to three hours */
 #define MW_DNS_POS_MAX		86400	/* do not trust a week-long TTL */
@@ -83,7 +82,7 @@ struct mw_dns_query {
 	struct mw_dns_batch	*b;
 	struct mw_dns_answer	 ans;
 	char			*name;		/* as the caller gave it */
-	char			 key[MW_DNS_MAXNAME + 1];
+	char			 key[MW_DOMAIN_MAX + 1];
 	int			 rrcap;		/* allocated ans.rr slots */
 	int			 done;		/* ans is final */
 	uint64_t		 deadline;	/* hard cap, monotonic ms */
@@ -145,39 +144,21 @@ type_supported(int type)
 static int
 check_name(const char *name, char *key)
 {
-	size_t		 i, n, lab;
-	unsigned char	 c;
+	size_t		 i, n = strlen(name);
 
-	n = strlen(name);
-	if (n > 0 && name[n - 1] == '.')
+	/*
+	 * A space is a legal octet in a DNS label (SPF macros can produce
+	 * one, RFC 7208 section 7.3); control characters, 8-bit bytes and
+	 * backslashes (c-ares' escape character) are not names we will ask
+	 * for.
+	 */
+	if (mw_domain_check(name, n, MW_DOMAIN_TEXT | MW_DOMAIN_SPACE) != NULL)
+		return -1;
+	if (name[n - 1] == '.')
 		n--;
-	if (n == 0 || n > MW_DNS_MAXNAME)
-		return -1;
-	lab = 0;
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)name[i];
-		if (c == '.') {
-			if (lab == 0)
-				return -1;
-			lab = 0;
-		} else {
-			/*
-			 * A space is a legal octet in a DNS label (SPF macros
-			 * can produce one, RFC 7208 section 7.3); control
-			 * characters, 8-bit bytes and backslashes (c-ares'
-			 * escape character) are not names we will ask for.
-			 */
-			if (c < ' ' || c >= 0x7f || c == '\\')
-				return -1;
-			if (++lab > MW_DNS_MAXLABEL)
-				return -1;
-			if (c >= 'A' && c <= 'Z')
-				c += 'a' - 'A';
-		}
-		key[i] = (char)c;
-	}
-	if (lab == 0)
-		return -1;
+	for (i = 0; i < n; i++)
+		key[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ?
+		    name[i] + ('a' - 'A') : name[i]);
 	key[n] = '\0';
 	return 0;
 }

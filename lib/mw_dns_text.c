@@ -9,6 +9,7 @@
 
 #include "mw_buf.h"
 #include "mw_dns.h"
+#include "mw_text.h"
 
 const char *
 mw_dns_type_name(int type)
@@ -29,7 +30,6 @@ void
 mw_dns_answer_format(struct mw_buf *b, const struct mw_dns_answer *a)
 {
 	int i;
-	size_t j;
 
 	mw_buf_printf(b, "%s %s: ", mw_dns_type_name(a->type),
 	    a->name != NULL ? a->name : "?");
@@ -43,15 +43,7 @@ mw_dns_answer_format(struct mw_buf *b, const struct mw_dns_answer *a)
 			if (rr->type == MW_DNS_TXT || rr->type == MW_DNS_SPF) {
 				/* TXT may hold anything, NULs included. */
 				mw_buf_puts(b, "\"");
-				for (j = 0; j < rr->len; j++) {
-					unsigned char c = (unsigned char)
-					    rr->text[j];
-
-					if (c < 0x20 || c >= 0x7f)
-						mw_buf_printf(b, "\\x%02x", c);
-					else
-						mw_buf_append(b, rr->text + j, 1);
-				}
+				mw_escaped(b, rr->text, rr->len);
 				mw_buf_puts(b, "\"");
 			} else if (rr->type == MW_DNS_MX)
 				/* "." is the null MX (RFC 7505). */

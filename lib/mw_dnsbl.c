@@ -62,9 +62,11 @@
 #include "mw_buf.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 #define DNSBL_MAX_ZONES		64
 #define DNSBL_TXT_MAX		200	/* bytes of a TXT reason we keep */
+#define DNSBL_ZONE_MAX		180	/* a zone leaves room for 64 bytes of IPv6 */
 #define DNSBL_FAM_V4		1
 #define DNSBL_FAM_V6		2
 
@@ -232,30 +234,6 @@ bad:
 	return -1;
 }
 
-/* A zone name: a domain with room for a 64-byte IPv6 prefix. */
-static int
-zone_name_ok(const char *z)
-{
-	size_t i, label = 0, len = strlen(z);
-
-	if (len == 0 || len > 180 || strchr(z, '.') == NULL)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (z[i] == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)z[i]) && z[i] != '-' &&
-		    z[i] != '_')
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return label > 0;
-}
-
 static int
 parse_zone(struct dnsbl_cfg *c, const char *v, char *err, size_t errlen)
 {
@@ -282,7 +260,8 @@ parse_zone(struct dnsbl_cfg *c, const char *v, char *err, size_t errlen)
 	n = strlen(tok[0]);
 	if (n > 1 && tok[0][n - 1] == '.')
 		tok[0][n - 1] = '\0';
-	if (!zone_name_ok(tok[0])) {
+	if (strlen(tok[0]) > DNSBL_ZONE_MAX ||
+	    !mw_domain_ok(tok[0], MW_DOMAIN_DOTTED | MW_DOMAIN_NO_FINAL_DOT)) {
 		snprintf(err, errlen, "\"%s\" is not a DNS zone name", tok[0]);
 		goto out;
 	}
@@ -644,7 +623,7 @@ take_reason(struct zstate *zs, const struct mw_dns_answer *a)
 	for (i = 0; i < a->rr[0].len && o < DNSBL_TXT_MAX; i++) {
 		unsigned char ch = (unsigned char)a->rr[0].text[i];
 
-		zs->reason[o++] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+		zs->reason[o++] = mw_printable_char(ch);
 	}
 	zs->reason[o] = '\0';
 }

@@ -49,6 +49,7 @@
 #include "mw_authres.h"
 #include "mw_cidr.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 #define HELO_SHOW_MAX	100	/* bytes of the name in a reply text */
 
@@ -190,47 +191,6 @@ helo_cfg_free(void *vc)
 	mw_cidr_list_free(&c->our_ips);
 }
 
-/*
- * Host name syntax (RFC 1123 section 2.1, with '_' tolerated as Postfix
- * does: Windows hosts use it): labels of 1..63 letters, digits, '-' or
- * '_', not starting or ending with '-', at most 253 bytes, one trailing
- * dot allowed, and a top label that is not all digits (that would be an
- * address, or nonsense).  Returns 0 if valid.
- */
-static int
-hostname_invalid(const char *h)
-{
-	size_t len = strlen(h), i, label = 0;
-	int digits_only = 1;
-
-	if (len > 0 && h[len - 1] == '.')
-		len--;
-	if (len == 0 || len > 253)
-		return 1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)h[i];
-
-		if (c == '.') {
-			if (label == 0 || h[i - 1] == '-')
-				return 1;
-			label = 0;
-			digits_only = 1;
-			continue;
-		}
-		if (!isalnum(c) && c != '-' && c != '_')
-			return 1;
-		if (c == '-' && label == 0)
-			return 1;
-		if (!isdigit(c))
-			digits_only = 0;
-		if (++label > 63)
-			return 1;
-	}
-	if (h[len - 1] == '-' || digits_only)
-		return 1;
-	return 0;
-}
-
 /* Is the name one of ours? */
 static int
 is_our_name(struct mw_session *s, const struct helo_cfg *c, const char *h)
@@ -304,7 +264,12 @@ check_syntax(struct mw_session *s, const struct helo_cfg *c, const char *h)
 			return HC_OURS;
 		return HC_LITERAL;
 	}
-	if (hostname_invalid(h))
+	/*
+	 * Host name syntax (RFC 1123 section 2.1, with '_' tolerated as
+	 * Postfix does: Windows hosts use it), and a top label that is not
+	 * all digits (that would be an address, or nonsense).
+	 */
+	if (!mw_domain_ok(h, MW_DOMAIN_HOST))
 		return HC_INVALID;
 	if (strchr(h, '.') == NULL || (strchr(h, '.') == h + strlen(h) - 1))
 		return HC_NONFQDN;
@@ -381,18 +346,6 @@ finish_dns(struct mw_session *s, struct helo_state *st)
 		st->result = exists ? HC_MISMATCH : HC_UNKNOWN;
 }
 
-/* Printable ASCII only, bounded: for SMTP reply texts. */
-static void
-safe_copy(char *out, size_t outlen, const char *in)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = (unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f ? '?' : in[i];
-	out[i] = '\0';
-}
-
 /* Evidence for mailwarden-check: which check decided, and why. */
 static void
 explain(struct mw_session *s, const struct helo_state *st)
@@ -401,7 +354,7 @@ explain(struct mw_session *s, const struct helo_state *st)
 
 	if (!s->explain)
 		return;
-	safe_copy(h, sizeof(h), s->helo);
+	mw_printable(h, sizeof(h), s->helo);
 	switch (st->result) {
 	case HC_PASS:
 		if (h[0] == '[')
@@ -462,7 +415,7 @@ helo_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 	st->applied = 1;
 	if (st->result == HC_PASS)
 		return;
-	safe_copy(name, sizeof(name), s->helo);
+	mw_printable(name, sizeof(name), s->helo);
 	if (st->result == HC_TEMPERROR) {
 		a = temperror_effective(c);
 		if (a.kind == MW_ACT_SCORE)

@@ -28,6 +28,7 @@
 #include "mw_cidr.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 #define MW_LOG_FIELD_MAX	256	/* bytes of a logged network string */
 #define MW_NOTES_MAX		1000	/* evidence notes kept per session */
@@ -105,20 +106,6 @@ struct mw_dns *
 mw_ctx_dns(const struct mw_ctx *ctx)
 {
 	return ctx->dns;
-}
-
-/* Copy a string from the network for the log: bounded, no controls. */
-static void
-log_safe(char *out, size_t outlen, const char *in)
-{
-	size_t i;
-
-	if (in == NULL)
-		in = "";
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = ((unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] == 0x7f) ? '?' : in[i];
-	out[i] = '\0';
 }
 
 /* Strip one pair of angle brackets: "<a@b>" -> "a@b". */
@@ -324,15 +311,12 @@ add_note(struct mw_session *s, enum mw_note_kind kind, const char *module,
 {
 	struct mw_note *nv, *n;
 	char *t;
-	size_t i;
 
 	if (!s->explain || s->n_notes >= MW_NOTES_MAX)
 		return NULL;
 	if ((t = strdup(text)) == NULL)
 		return NULL;
-	for (i = 0; t[i] != '\0'; i++)
-		if ((unsigned char)t[i] < 0x20 || (unsigned char)t[i] == 0x7f)
-			t[i] = '?';
+	mw_printable_inplace(t);
 	if ((nv = realloc(s->notes, (s->n_notes + 1) * sizeof(*nv))) == NULL) {
 		free(t);
 		return NULL;
@@ -541,15 +525,12 @@ mw_session_set_quarantine(struct mw_session *s, const char *fmt, ...)
 {
 	char text[256];
 	va_list ap;
-	size_t i;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	/* The reason goes to the MTA's queue file: no control characters. */
-	for (i = 0; text[i] != '\0'; i++)
-		if ((unsigned char)text[i] < 0x20 || (unsigned char)text[i] == 0x7f)
-			text[i] = '?';
+	/* The reason goes to the MTA's queue file: printable ASCII only. */
+	mw_printable_inplace(text);
 	if (s->cfg->dry_run) {
 		mw_buf_printf(&s->dry_run_notes, "%swould quarantine: %s",
 		    s->dry_run_notes.len ? "; " : "", text);
@@ -667,7 +648,7 @@ mw_session_connect(struct mw_session *s, const char *ip, const char *hostname,
 	s->phase = MW_PH_CONNECT;
 	if (ip != NULL && mw_ip_parse(ip, &s->family, s->addr) == 0) {
 		/* Keep the canonical text: "::ffff:192.0.2.1" -> "192.0.2.1". */
-		log_safe(s->ip, sizeof(s->ip), ip);
+		mw_printable(s->ip, sizeof(s->ip), ip);
 		if (s->family == AF_INET && strchr(ip, ':') != NULL) {
 			char *p = strrchr(s->ip, ':');
 
@@ -788,7 +769,7 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 	exempt = rcpt_exempt(s, r);
 	RUN_HOOK(s, on_rcpt, r);
 	v = decide(s, 1, exempt);
-	log_safe(safe, sizeof(safe), r);
+	mw_printable(safe, sizeof(safe), r);
 	mw_buf_printf(&s->rcpt_log, "%s<%s>", s->rcpt_log.len ? "," : "", safe);
 	if (v->kind == MW_REJECT || v->kind == MW_TEMPFAIL) {
 		mw_buf_printf(&s->rcpt_log, " (%d %s)", v->code, v->xcode);
@@ -945,9 +926,9 @@ log_transaction(struct mw_session *s, int aborted)
 	double score = s->conn_score + s->msg_score;
 	const char *name_mark;
 
-	log_safe(name, sizeof(name), client_name_for_log(s, &name_mark));
-	log_safe(helo, sizeof(helo), s->helo);
-	log_safe(from, sizeof(from), s->mail_from);
+	mw_printable(name, sizeof(name), client_name_for_log(s, &name_mark));
+	mw_printable(helo, sizeof(helo), s->helo);
+	mw_printable(from, sizeof(from), s->mail_from);
 	describe_outcome(s, aborted, verdict, sizeof(verdict));
 	mw_log(LOG_INFO, "%s: client=%s[%s]%s helo=<%s> from=<%s> to=%s "
 	    "size=%llu results=[%s] score=%g%s%s verdict=%s%s%s%s",

@@ -80,6 +80,7 @@
 #include "mw_authres.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 #define SPF_LIMIT_TERMS		10	/* RFC 7208 4.6.4 */
 #define SPF_LIMIT_VOID		2
@@ -227,31 +228,17 @@ eval_abort(struct spf_eval *ev, enum spf_abort how, const char *why)
  * Names.
  */
 
-/* Copy a printable-ASCII copy of s into out, for log and header text. */
-static void
-printable(char *out, size_t outlen, const char *s, size_t n)
-{
-	size_t i, o = 0;
-
-	if (outlen == 0)
-		return;
-	for (i = 0; i < n && o + 1 < outlen; i++)
-		out[o++] = ((unsigned char)s[i] < 0x20 ||
-		    (unsigned char)s[i] > 0x7e) ? '?' : s[i];
-	out[o] = '\0';
-}
-
 /*
  * Turn a target name as libspf2 expanded it into the name we look up:
  * without the final dot, shortened from the left to 253 octets (RFC 7208
  * 7.3).  Returns 0, or -1 if it cannot be a DNS name (an empty or long
- * label, a byte that is not printable ASCII): such a name does not exist
- * (4.3, 5/10/3).
+ * label, a byte that is not printable ASCII, a backslash): such a name
+ * does not exist (4.3, 5/10/3).
  */
 static int
 lookup_name(const char *in, char *out, size_t outlen)
 {
-	size_t n = strlen(in), i, lab;
+	size_t n = strlen(in);
 	const char *p = in;
 
 	if (n > 0 && in[n - 1] == '.')
@@ -264,22 +251,9 @@ lookup_name(const char *in, char *out, size_t outlen)
 		n -= (size_t)(dot + 1 - p);
 		p = dot + 1;
 	}
-	if (n == 0 || n >= outlen)
-		return -1;
-	lab = 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c == '.') {
-			if (lab == 0)
-				return -1;
-			lab = 0;
-			continue;
-		}
-		if (c < 0x20 || c > 0x7e || ++lab > 63)
-			return -1;
-	}
-	if (lab == 0)
+	/* One final dot is gone: a second would make an empty label. */
+	if (n == 0 || n >= outlen || mw_domain_check(p, n, MW_DOMAIN_TEXT |
+	    MW_DOMAIN_SPACE | MW_DOMAIN_NO_FINAL_DOT) != NULL)
 		return -1;
 	memcpy(out, p, n);
 	out[n] = '\0';
@@ -294,25 +268,7 @@ lookup_name(const char *in, char *out, size_t outlen)
 static int
 identity_domain_ok(const char *d)
 {
-	size_t i, lab = 0, n = strlen(d);
-	int dots = 0;
-
-	if (n > 0 && d[n - 1] == '.')
-		n--;
-	if (n == 0 || n > SPF_MAX_NAME || d[0] == '[')
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)d[i];
-
-		if (c == '.') {
-			if (lab == 0)
-				return 0;
-			lab = 0;
-			dots++;
-		} else if (c <= 0x20 || c > 0x7e || c == '\\' || ++lab > 63)
-			return 0;
-	}
-	return lab > 0 && dots > 0;
+	return d[0] != '[' && mw_domain_ok(d, MW_DOMAIN_TEXT | MW_DOMAIN_DOTTED);
 }
 
 /* ------------------------------------------------------------------------
@@ -583,7 +539,7 @@ parse_term(struct parsed *p, const char *s, size_t n, int *uppercase,
 	size_t m;
 	char shown[64];
 
-	printable(shown, sizeof(shown), s, n);
+	mw_printable_n(shown, sizeof(shown), s, n);
 	if (p->n >= MAX_TERMS) {
 		snprintf(why, whylen, "too many terms");
 		return -1;
@@ -1260,18 +1216,10 @@ note_record(struct spf_eval *ev, const char *name, const char *rec,
     size_t len)
 {
 	struct mw_buf b = MW_BUF_INIT(1024);
-	size_t i;
 
 	if (!ev->s->explain)
 		return;
-	for (i = 0; i < len && !b.truncated; i++) {
-		unsigned char c = (unsigned char)rec[i];
-
-		if (c < 0x20 || c > 0x7e)
-			mw_buf_printf(&b, "\\x%02x", c);
-		else
-			mw_buf_append(&b, rec + i, 1);
-	}
+	mw_escaped(&b, rec, len);
 	mw_session_note(ev->s, "spf", "record %s: \"%s\"%s", name,
 	    mw_buf_str(&b), b.truncated ? "..." : "");
 	mw_buf_free(&b);
@@ -1317,7 +1265,7 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 		resp->result = SPF_RESULT_TEMPERROR;
 		return SPF_E_DNS_ERROR;
 	}
-	printable(shown, sizeof(shown), req->cur_dom ? req->cur_dom : "",
+	mw_printable_n(shown, sizeof(shown), req->cur_dom ? req->cur_dom : "",
 	    strlen(req->cur_dom ? req->cur_dom : ""));
 	if (req->cur_dom == NULL ||
 	    lookup_name(req->cur_dom, name, sizeof(name)) == -1) {
@@ -1715,11 +1663,9 @@ clean_explanation(char *out, size_t outlen, const char *in)
 	if (outlen == 0)
 		return;
 	for (i = 0; in != NULL && in[i] != '\0' && o + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)in[i];
+		char c = mw_printable_char((unsigned char)in[i]);
 
-		if (c < 0x20 || c > 0x7e)
-			c = '?';
-		out[o++] = (char)c;
+		out[o++] = c;
 		if (c == '%' && isxdigit((unsigned char)in[i + 1]) &&
 		    isxdigit((unsigned char)in[i + 2]) && o + 2 < outlen) {
 			out[o++] = (char)toupper((unsigned char)in[i + 1]);
@@ -1820,7 +1766,7 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 	memset(out, 0, sizeof(*out));
 	out->helo_identity = helo_identity;
 	out->result = MW_AUTH_NONE;
-	printable(out->domain, sizeof(out->domain), domain, strlen(domain));
+	mw_printable_n(out->domain, sizeof(out->domain), domain, strlen(domain));
 
 	if (!identity_domain_ok(domain)) {
 		snprintf(out->why, sizeof(out->why), "no valid domain name");
@@ -1876,7 +1822,7 @@ spf_evaluate(struct mw_session *s, const char *sender, const char *helo,
 	if (out->result == MW_AUTH_TEMPERROR ||
 	    out->result == MW_AUTH_PERMERROR || out->result == MW_AUTH_NONE) {
 		if (ev.why[0] != '\0')
-			printable(out->why, sizeof(out->why), ev.why,
+			mw_printable_n(out->why, sizeof(out->why), ev.why,
 			    strlen(ev.why));
 		else if (resp != NULL && SPF_response_errcode(resp) !=
 		    SPF_E_SUCCESS)
@@ -1897,7 +1843,7 @@ static void
 client_ip(const struct mw_session *s, char *buf, size_t len)
 {
 	if (inet_ntop(s->family, s->addr, buf, (socklen_t)len) == NULL)
-		printable(buf, len, s->ip, strlen(s->ip));
+		mw_printable_n(buf, len, s->ip, strlen(s->ip));
 }
 
 /* "example.org designates 192.0.2.1 as permitted sender" and so on. */
@@ -2010,10 +1956,8 @@ rspf_value(struct mw_buf *b, const char *key, const char *v)
 	} else {
 		mw_buf_puts(b, "\"");
 		for (i = 0; v[i] != '\0' && i < 512; i++) {
-			unsigned char ch = (unsigned char)v[i];
+			char ch = mw_printable_char((unsigned char)v[i]);
 
-			if (ch < 0x20 || ch > 0x7e)
-				ch = '?';
 			if (ch == '"' || ch == '\\')
 				mw_buf_puts(b, "\\");
 			mw_buf_append(b, (const char *)&ch, 1);

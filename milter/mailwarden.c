@@ -41,6 +41,7 @@
 #include "mw_config.h"
 #include "mw_log.h"
 #include "mw_session.h"
+#include "mw_text.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -70,18 +71,6 @@ session_of(SMFICTX *ctx)
 	return smfi_getpriv(ctx);
 }
 
-/* libmilter reply texts: printable, no '%' (sendmail formats them). */
-static void
-reply_text(char *out, size_t outlen, const char *in)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = (in[i] == '%' || (unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f) ? '_' : in[i];
-	out[i] = '\0';
-}
-
 static sfsistat
 answer(SMFICTX *ctx, const struct mw_verdict *v)
 {
@@ -94,7 +83,7 @@ answer(SMFICTX *ctx, const struct mw_verdict *v)
 	case MW_TEMPFAIL:
 	case MW_REJECT:
 		snprintf(code, sizeof(code), "%d", v->code);
-		reply_text(text, sizeof(text), v->text);
+		mw_milter_text(text, sizeof(text), v->text);
 		if (smfi_setreply(ctx, code, v->xcode[0] ? (char *)v->xcode :
 		    NULL, text) != MI_SUCCESS)
 			mw_log(LOG_WARNING, "smfi_setreply(%s %s) failed",

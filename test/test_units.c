@@ -14,7 +14,9 @@
 #include "mw_authres.h"
 #include "mw_cidr.h"
 #include "mw_config.h"
+#include "mw_buf.h"
 #include "mw_module.h"
+#include "mw_text.h"
 #include "mw_verdict.h"
 #include "tap.h"
 
@@ -255,6 +257,110 @@ test_authres(void)
 	    "mx.example.org"), "unparsable without our id: kept");
 }
 
+/* The one domain-name validator: every flag, every reason. */
+static void
+test_domain(void)
+{
+	char long_label[80], long_name[300];
+	const char *why;
+	size_t i;
+
+	ok(mw_domain_ok("mail.example.org", MW_DOMAIN_LDH), "plain name");
+	ok(mw_domain_ok("mail.example.org.", MW_DOMAIN_LDH),
+	    "one final dot is allowed");
+	ok(!mw_domain_ok("mail.example.org.", MW_DOMAIN_NO_FINAL_DOT),
+	    "NO_FINAL_DOT refuses it");
+	ok(!mw_domain_ok("mail.example.org..", MW_DOMAIN_LDH),
+	    "two final dots: an empty label");
+	ok(mw_domain_ok("sel._domainkey.example.org", MW_DOMAIN_LDH),
+	    "underscore is allowed");
+	is_str(mw_domain_check(".example.org", 12, 0), "has an empty label",
+	    "leading dot");
+	is_str(mw_domain_check("a..b", 4, 0), "has an empty label",
+	    "double dot");
+	is_str(mw_domain_check("", 0, 0), "empty or too long", "empty");
+	is_str(mw_domain_check(".", 1, 0), "empty or too long", "only a dot");
+	ok(!mw_domain_ok(NULL, 0), "NULL is not a name");
+	is_str(mw_domain_check("exa mple.org", 12, 0),
+	    "has characters a host name cannot have", "space, LDH");
+	is_str(mw_domain_check("exa\\mple.org", 12, MW_DOMAIN_TEXT),
+	    "has a byte that is not printable ASCII",
+	    "backslash is never allowed");
+	ok(mw_domain_ok("a+b=c.example.org", MW_DOMAIN_TEXT),
+	    "TEXT: any printable ASCII");
+	ok(!mw_domain_ok("a b.example.org", MW_DOMAIN_TEXT),
+	    "TEXT: but no space");
+	ok(mw_domain_ok("a b.example.org", MW_DOMAIN_TEXT | MW_DOMAIN_SPACE),
+	    "TEXT | SPACE: a space too (SPF macros)");
+	ok(!mw_domain_ok("j\xc3\xb6rg.example.org", MW_DOMAIN_TEXT),
+	    "TEXT: no 8-bit byte");
+	ok(!mw_domain_ok("a\x01.example.org", MW_DOMAIN_TEXT |
+	    MW_DOMAIN_SPACE), "TEXT: no control character");
+	memset(long_label, 'a', 64);
+	long_label[64] = '\0';
+	is_str(mw_domain_check(long_label, 64, 0),
+	    "has a label longer than 63 characters", "64-byte label");
+	long_label[63] = '\0';
+	ok(mw_domain_ok(long_label, 0), "63-byte label");
+	for (i = 0; i < 253; i++)
+		long_name[i] = i % 2 ? '.' : 'a';
+	long_name[252] = 'a';
+	long_name[253] = '\0';
+	ok(mw_domain_ok(long_name, 0), "253 bytes");
+	long_name[253] = '.';
+	long_name[254] = '\0';
+	ok(mw_domain_ok(long_name, 0), "253 bytes and a final dot");
+	long_name[253] = 'a';
+	is_str(mw_domain_check(long_name, 254, 0), "empty or too long",
+	    "254 bytes");
+	ok(mw_domain_ok("localhost", MW_DOMAIN_HOST), "HOST: a single label");
+	is_str(mw_domain_check("localhost", 9, MW_DOMAIN_DOTTED),
+	    "is a bare word, not a fully-qualified name", "DOTTED");
+	is_str(mw_domain_check("-mx.example.org", 15, MW_DOMAIN_HOST),
+	    "has a label starting with '-'", "HOST: leading hyphen");
+	is_str(mw_domain_check("mx-.example.org", 15, MW_DOMAIN_HOST),
+	    "has a label ending with '-'", "HOST: hyphen before a dot");
+	is_str(mw_domain_check("mx.example-", 11, MW_DOMAIN_HOST),
+	    "has a label ending with '-'", "HOST: trailing hyphen");
+	ok(mw_domain_ok("-mx.example.org", MW_DOMAIN_LDH),
+	    "LDH alone does not mind hyphens");
+	is_str(mw_domain_check("192.0.2.1", 9, MW_DOMAIN_HOST),
+	    "has an all-numeric top-level label", "HOST: an address");
+	ok(mw_domain_ok("mx.123a", MW_DOMAIN_HOST),
+	    "HOST: a top label with a letter");
+	why = mw_domain_check("example.org.evil", 11, MW_DOMAIN_DOTTED);
+	ok(why == NULL, "only len bytes are looked at");
+}
+
+/* The one printable copy: printable ASCII stays, the rest is '?'. */
+static void
+test_printable(void)
+{
+	char out[16], in[4] = { 'a', '\0', 'b', '\n' }, mt[32], t[] = "a\tb";
+	struct mw_buf b = MW_BUF_INIT(100);
+
+	is_str(mw_printable(out, sizeof(out), "ok: <a@b> ~"), "ok: <a@b> ~",
+	    "printable ASCII is kept");
+	is_str(mw_printable(out, sizeof(out), "a\r\nb\x1b[31m\x7f"),
+	    "a??b?[31m?", "controls and DEL become '?'");
+	is_str(mw_printable(out, sizeof(out), "j\xc3\xb6rg"), "j??rg",
+	    "bytes >= 0x80 become '?' too");
+	is_str(mw_printable(out, 6, "abcdefgh"), "abcde", "cut at outlen - 1");
+	is_str(mw_printable(out, sizeof(out), NULL), "", "NULL is empty");
+	is_str(mw_printable_n(out, sizeof(out), in, sizeof(in)), "a?b?",
+	    "_n: a NUL in the middle becomes '?'");
+	mw_printable_inplace(t);
+	is_str(t, "a?b", "in place");
+	is_int(mw_printable_char(0x80), '?', "char 0x80");
+	is_int(mw_printable_char(' '), ' ', "char space");
+	is_int(mw_printable_char('~'), '~', "char ~");
+	is_str(mw_milter_text(mt, sizeof(mt), "100% sure\r\n\xff"),
+	    "100_ sure___", "milter text: '%%' and the rest become '_'");
+	mw_escaped(&b, "a\"\x01\xff", 4);
+	is_str(mw_buf_str(&b), "a\"\\x01\\xff", "escaped: \\xNN");
+	mw_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -262,5 +368,7 @@ main(void)
 	test_cidr();
 	test_actions();
 	test_authres();
+	test_domain();
+	test_printable();
 	return tap_done();
 }

@@ -36,6 +36,7 @@
 #include "mw_config.h"
 #include "mw_log.h"
 #include "mw_session.h"
+#include "mw_text.h"
 #include "mwc.h"
 
 #ifndef SYSCONFDIR
@@ -126,16 +127,12 @@ clean_domain(char *d)
 {
 	size_t n = strlen(d), i;
 
-	if (n > 0 && d[n - 1] == '.')
-		d[--n] = '\0';
-	if (n == 0 || n > 253)
+	if (!mw_domain_ok(d, MW_DOMAIN_LDH))
 		return -1;
-	for (i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)d[i]) && d[i] != '-' &&
-		    d[i] != '.' && d[i] != '_')
-			return -1;
+	if (d[n - 1] == '.')
+		d[--n] = '\0';
+	for (i = 0; i < n; i++)
 		d[i] = (char)tolower((unsigned char)d[i]);
-	}
 	return 0;
 }
 

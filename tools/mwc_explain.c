@@ -28,6 +28,7 @@
 
 #include "mw_buf.h"
 #include "mw_session.h"
+#include "mw_text.h"
 #include "mwc.h"
 
 #define MAX_STEPS	(16 + MWC_MAX_RCPTS)
@@ -364,25 +365,13 @@ action_word(const struct mw_action *a)
 	return "?";
 }
 
-/* The reply text as the daemon hands it to libmilter (reply_text()). */
-static void
-reply_text(char *out, size_t outlen, const char *in)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = (in[i] == '%' || (unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f) ? '_' : in[i];
-	out[i] = '\0';
-}
-
 /* "550 5.7.1 text" */
 static void
 reply_line(char *out, size_t outlen, const struct mw_verdict *v)
 {
 	char text[sizeof(v->text)];
 
-	reply_text(text, sizeof(text), v->text);
+	mw_milter_text(text, sizeof(text), v->text);
 	snprintf(out, outlen, "%d%s%s %s", v->code, v->xcode[0] ? " " : "",
 	    v->xcode, text);
 }
@@ -637,7 +626,7 @@ json_verdict(struct mwc_json *j, const char *key, const struct mw_verdict *v)
 	mwc_json_str(j, "kind", v->kind == MW_ACCEPT ? "continue" :
 	    mw_verdict_name(v->kind));
 	if (refused(v)) {
-		reply_text(text, sizeof(text), v->text);
+		mw_milter_text(text, sizeof(text), v->text);
 		mwc_json_int(j, "code", v->code);
 		mwc_json_str(j, "xcode", v->xcode);
 		mwc_json_str(j, "text", text);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mw_text.h"
 #include "mwc.h"
 
 /* ---- colours ------------------------------------------------------------ */
@@ -65,7 +66,7 @@ void
 mwc_print_safe(FILE *fp, const char *s)
 {
 	for (; s != NULL && *s != '\0'; s++)
-		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, fp);
+		fputc(mw_printable_char((unsigned char)*s), fp);
 }
 
 void
@@ -78,8 +79,7 @@ mwc_print_folded(FILE *fp, const char *s)
 		    (*s == '\t' && prev == '\n'))
 			fputc(*s, fp);
 		else
-			fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' :
-			    *s, fp);
+			fputc(mw_printable_char((unsigned char)*s), fp);
 	}
 }
 

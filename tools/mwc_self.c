@@ -53,6 +53,7 @@
 #include "mw_cidr.h"
 #include "mw_dns.h"
 #include "mw_session.h"
+#include "mw_text.h"
 #include "mwc.h"
 
 /* In libopendmarc 1.4 (the Public Suffix List lookup), not in dmarc.h. */
@@ -236,39 +237,14 @@ txt(const struct mw_dns_rr *rr)
 static const char *
 not_fqdn_reason(const char *h)
 {
-	size_t len = strlen(h), i, label = 0;
-	int digits_only = 1;
 	uint8_t tmp[16];
 
 	if (inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) ==
 	    1 || h[0] == '[')
 		return "an address, not a name";
-	if (len > 0 && h[len - 1] == '.')
-		len--;
-	if (len == 0 || len > 253)
-		return "empty or too long";
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)h[i];
-
-		if (c == '.') {
-			if (label == 0)
-				return "has an empty label";
-			label = 0;
-			digits_only = 1;
-			continue;
-		}
-		if (!isalnum(c) && c != '-' && c != '_')
-			return "has characters a host name cannot have";
-		if (!isdigit(c))
-			digits_only = 0;
-		if (++label > 63)
-			return "has a label longer than 63 characters";
-	}
-	if (memchr(h, '.', len) == NULL)
-		return "is a bare word, not a fully-qualified name";
-	if (digits_only)
-		return "has an all-numeric top-level label";
-	return NULL;
+	/* The rules of the [helo] check, and a dot. */
+	return mw_domain_check(h, strlen(h), MW_DOMAIN_HOST |
+	    MW_DOMAIN_DOTTED);
 }
 
 /*
