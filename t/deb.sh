@@ -56,7 +56,7 @@ fi
 like "$(chroot_run dpkg-query -W -f='${Status}' mailwarden)" 'install ok installed' "dpkg says installed"
 unlike "$(cat "$LAB/install.log")" '(^|[^a-z])(error|warning):' "no errors or warnings from the package scripts"
 ok "mailwarden system user created" chroot_run sh -c 'getent passwd mailwarden >/dev/null'
-like "$(chroot_run id -nG mailwarden)" '(^| )postfix( |$)' "mailwarden is in the postfix group (gives its socket to it)"
+like "$(chroot_run id -nG postfix)" '(^| )mailwarden( |$)' "postfix is in the mailwarden group (reaches the socket)"
 like "$(chroot_run stat -c '%U:%G %a' /etc/mailwarden/dkim)" '^root:mailwarden 750$' "/etc/mailwarden/dkim: root:mailwarden 0750 (signing keys)"
 ok "sample configuration is a conffile" grep -qx ' /etc/mailwarden/mailwarden.ini [0-9a-f]*' \
     <(chroot_run dpkg-query -W -f='${Conffiles}\n' mailwarden)
@@ -104,8 +104,8 @@ _lab_push daemon
 sock=$CHROOT/run/mailwarden/mailwarden.sock
 for ((i = 0; i < 200; i++)); do [ -S "$sock" ] && break; daemon_alive || break; sleep 0.05; done
 ok "daemon listens on /run/mailwarden/mailwarden.sock" test -S "$sock"
-is "$(chroot_run stat -c '%U:%G %a' /run/mailwarden/mailwarden.sock 2>/dev/null)" "mailwarden:postfix 660" "socket mailwarden:postfix 0660"
-is "$(stat -c '%a' "$CHROOT/run/mailwarden")" 755 "/run/mailwarden traversable by Postfix"
+is "$(chroot_run stat -c '%U:%G %a' /run/mailwarden/mailwarden.sock 2>/dev/null)" "mailwarden:mailwarden 660" "socket mailwarden:mailwarden 0660"
+is "$(chroot_run stat -c '%U:%G %a' /run/mailwarden)" "mailwarden:mailwarden 750" "/run/mailwarden mailwarden:mailwarden 0750"
 
 # ------------------------------------------------------- Debian's Postfix ---
 # As README "Install" says: smtpd_milters = the socket, and smtpd not
