@@ -9,7 +9,7 @@ PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
  python3 python3-dnslib python3-yaml python3-dkim python3-authres opendkim-tools
  clang libclang-rt-14-dev
  iproute2 procps openssl
- debhelper lintian debootstrap"
+ debhelper lintian debootstrap systemd"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
