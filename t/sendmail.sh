@@ -198,6 +198,27 @@ else
     fail "delivered to postmaster"
 fi
 
+# The log line says what happened to that message: delivered to one
+# recipient, refused for the other (it said verdict=reject before).
+like "$(grep -F 'from=<alice@strict.spf.test>' "$MW_LOG" | tail -n 1)" \
+    'verdict=accept for 1 recipient, refused for 1: reject: 550 5\.7\.23 SPF fail: ' \
+    "log: accepted for 1 recipient, refused for 1, with the reply"
+
+# ----------------------------------------------- 3b. a 70 kB header -----
+# One header field above the milter protocol's default 64 kB packet.  The
+# daemon takes packets up to 1 MB, but Sendmail never sends one: its own
+# MaxHeadersLength (32 kB by default) refuses the message first, with a
+# permanent 552 -- not a 4xx repeated forever.  (With MaxHeadersLength
+# raised above 64 kB, Debian's Sendmail 8.17 refuses to write the packet
+# itself -- "milter_write(mailwarden): length 72013 out of range" -- and
+# F=T tempfails: see README, Large header fields.)
+python3 -c 'import sys; sys.stdout.write("Subject: bighdr-1\r\nX-Big: start" + "\r\n\t" .join([""] + ["b" * 70] * 1000) + "\r\n\r\nbody\r\n")' > "$LAB/bighdr.eml"
+r=$(send_mail --local-interface "$CLEAN" --helo mx.example.test \
+    --from someone@example.test --to rcpt@maildir.test --data "@$LAB/bighdr.eml")
+like "$r" '^552 5\.6\.0 Headers too large \(32768 max\)' \
+    "a 70 kB header field: refused by Sendmail itself (552, not deferred)"
+ok "daemon alive after it" daemon_alive
+
 # ------------------------------------------------------------ 4. DKIM -----
 sign() {    # sign FILE: print FILE signed for dkim.test by test/dkim-keys/rsa2048.pem
     /usr/bin/python3 - "$TOP/test/dkim-keys/rsa2048.pem" "$1" <<'EOF'
