@@ -17,8 +17,9 @@
  * body early, as an MTA does.  Macros are sent as Postfix does for the
  * ones milters commonly read (j, i, {mail_addr}, {rcpt_addr}, ...).
  *
- * The message is read from FILE (LF or CRLF line ends; headers,
- * an empty line, body); header values are passed from after the colon,
+ * The message is read from FILE by lib/mw_message.c (LF or CRLF line
+ * ends; headers, an empty line, body; an mbox "From " line skipped, as
+ * Postfix does); header values are passed from after the colon,
  * with the leading space when the milter negotiated
  * SMFIP_HDR_LEADSPC, folded lines joined with "\n" as Postfix does;
  * the body is sent with CRLF line ends.  Without -m a small message is
@@ -65,12 +66,9 @@
 
 #include <libmilter/mfdef.h>
 
-#define REPLY_MAX	(1024 * 1024)	/* largest reply packet we accept */
+#include "mw_message.h"
 
-struct header {
-	char	*name;
-	char	*value;		/* after the colon, leading space kept */
-};
+#define REPLY_MAX	(1024 * 1024)	/* largest reply packet we accept */
 
 /* Options and the message, read-only once the threads run. */
 static const char *opt_socket;
@@ -87,10 +85,7 @@ static int opt_timeout = 30;
 static int opt_verbose;
 static int opt_nodelay;
 
-static struct header *hdrs;
-static size_t nhdrs;
-static char *body;		/* CRLF line ends */
-static size_t bodylen;
+static struct mw_message msg;	/* fields, CRLF body (lib/mw_message.c) */
 
 static int use_unix;
 static struct sockaddr_un sun_addr;
@@ -140,140 +135,30 @@ xmalloc(size_t n)
 	return p;
 }
 
-static char *
-xstrndup(const char *s, size_t n)
-{
-	char *p = xmalloc(n + 1);
-
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
-
 /* ------------------------------------------------------------ message */
-
-static char *
-read_file(const char *path, size_t *lenp)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (fp == NULL)
-		die("%s: %s", path, strerror(errno));
-	for (;;) {
-		if (cap - len < 65536) {
-			cap = cap ? cap * 2 : 1 << 20;
-			if ((buf = realloc(buf, cap)) == NULL)
-				die("out of memory");
-		}
-		n = fread(buf + len, 1, cap - len, fp);
-		if (n == 0)
-			break;
-		len += n;
-	}
-	if (ferror(fp))
-		die("%s: read error", path);
-	fclose(fp);
-	*lenp = len;
-	return buf;
-}
-
-/* Split a message into header fields and a CRLF body. */
-static void
-parse_message(const char *m, size_t len)
-{
-	size_t i = 0, cap = 0, bcap;
-	const char *cur_name = NULL;
-	size_t cur_nlen = 0;
-	char *val = NULL;
-	size_t vlen = 0, vcap = 0;
-
-	for (;;) {
-		size_t s = i, e;
-
-		while (i < len && m[i] != '\n')
-			i++;
-		e = i;
-		if (e > s && m[e - 1] == '\r')
-			e--;
-		if (i < len)
-			i++;		/* the LF */
-		if (e > s && (m[s] == ' ' || m[s] == '\t') && cur_name) {
-			/* folded: join with "\n" as Postfix hands it over */
-			if (vlen + (e - s) + 2 > vcap) {
-				vcap = (vlen + (e - s) + 2) * 2;
-				if ((val = realloc(val, vcap)) == NULL)
-					die("out of memory");
-			}
-			val[vlen++] = '\n';
-			memcpy(val + vlen, m + s, e - s);
-			vlen += e - s;
-			val[vlen] = '\0';
-			continue;
-		}
-		if (cur_name != NULL) {
-			if (nhdrs == cap) {
-				cap = cap ? cap * 2 : 32;
-				if ((hdrs = realloc(hdrs, cap * sizeof(*hdrs)))
-				    == NULL)
-					die("out of memory");
-			}
-			hdrs[nhdrs].name = xstrndup(cur_name, cur_nlen);
-			hdrs[nhdrs].value = val ? val : xstrndup("", 0);
-			nhdrs++;
-			cur_name = NULL;
-			val = NULL;
-			vlen = vcap = 0;
-		}
-		if (e == s || s >= len)
-			break;		/* the empty line, or the end */
-		{
-			const char *colon = memchr(m + s, ':', e - s);
-
-			if (colon == NULL)
-				die("message header line without a colon");
-			cur_name = m + s;
-			cur_nlen = colon - (m + s);
-			vlen = e - (colon + 1 - m);
-			vcap = vlen + 1;
-			val = xmalloc(vcap);
-			memcpy(val, colon + 1, vlen);
-			val[vlen] = '\0';
-		}
-	}
-	/* The body, LF -> CRLF. */
-	bcap = (len - i) * 2 + 2;
-	body = xmalloc(bcap);
-	bodylen = 0;
-	for (; i < len; i++) {
-		if (m[i] == '\n' && (bodylen == 0 || body[bodylen - 1] != '\r'))
-			body[bodylen++] = '\r';
-		body[bodylen++] = m[i];
-	}
-}
 
 static void
 load_message(void)
 {
-	char *m;
-	size_t len;
+	char buf[1024], err[256];
+	FILE *fp;
 
 	if (opt_file != NULL) {
-		m = read_file(opt_file, &len);
+		if ((fp = fopen(opt_file, "rb")) == NULL)
+			die("%s: %s", opt_file, strerror(errno));
 	} else {
-		char buf[1024];
-
 		snprintf(buf, sizeof(buf),
 		    "From: <%s>\nTo: <%s>\nSubject: mlat\n"
 		    "Date: Thu, 01 Jan 2026 00:00:00 +0000\n"
 		    "Message-ID: <mlat@bench.example>\n\nHello.\n",
 		    opt_from, opt_rcpt);
-		m = xstrndup(buf, strlen(buf));
-		len = strlen(buf);
+		if ((fp = fmemopen(buf, strlen(buf), "r")) == NULL)
+			die("fmemopen: %s", strerror(errno));
 	}
-	parse_message(m, len);
-	free(m);
+	/* The library's reader: the message as an MTA hands it over. */
+	if (mw_message_load(fp, &msg, err, sizeof(err)) == -1)
+		die("%s: %s", opt_file != NULL ? opt_file : "message", err);
+	fclose(fp);
 }
 
 /* ----------------------------------------------------------- protocol */
@@ -715,14 +600,14 @@ one_message(struct conn *c, long seq, int *held)
 			goto end;
 	}
 	if (!(c->proto & SMFIP_NOHDRS)) {
-		for (i = 0; i < nhdrs; i++) {
-			const char *v = hdrs[i].value;
+		for (i = 0; i < msg.n; i++) {
+			const char *v = msg.values[i];
 
 			if (!(c->proto & SMFIP_HDR_LEADSPC))
 				while (*v == ' ' || *v == '\t')
 					v++;
 			cmd_start(c, SMFIC_HEADER);
-			cmd_str(c, hdrs[i].name);
+			cmd_str(c, msg.names[i]);
 			cmd_str(c, v);
 			if ((r = step(c, SMFIP_NR_HDR, &out)) != 0)
 				goto end;
@@ -738,13 +623,14 @@ one_message(struct conn *c, long seq, int *held)
 		hold_barrier();
 	}
 	if (!(c->proto & SMFIP_NOBODY)) {
-		for (off = 0; off < bodylen; off += MILTER_CHUNK_SIZE) {
-			size_t n = bodylen - off;
+		for (off = 0; off < msg.bodylen; off += MILTER_CHUNK_SIZE) {
+			size_t n = msg.bodylen - off;
 			char rr;
 
 			if (n > MILTER_CHUNK_SIZE)
 				n = MILTER_CHUNK_SIZE;
-			if (send_data(c, SMFIC_BODY, body + off, n) != 0)
+			if (send_data(c, SMFIC_BODY, (const char *)msg.body + off,
+			    n) != 0)
 				goto err;
 			if (c->proto & SMFIP_NR_BODY)
 				continue;

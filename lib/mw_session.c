@@ -27,6 +27,7 @@
 #include "mw_authres.h"
 #include "mw_cidr.h"
 #include "mw_log.h"
+#include "mw_message.h"
 #include "mw_session_priv.h"
 #include "mw_text.h"
 
@@ -991,6 +992,22 @@ mw_session_eom(struct mw_session *s)
 	log_transaction(s, 0);
 	s->verdict = *v;
 	reset_transaction(s);
+	return &s->verdict;
+}
+
+const struct mw_verdict *
+mw_session_message(struct mw_session *s, const struct mw_message *m)
+{
+	size_t i, n;
+
+	for (i = 0; i < m->n; i++)
+		(void)mw_session_header(s, m->names[i], m->values[i]);
+	(void)mw_session_eoh(s);
+	for (i = 0; i < m->bodylen; i += n) {
+		n = m->bodylen - i < MW_MSG_CHUNK ? m->bodylen - i :
+		    MW_MSG_CHUNK;
+		(void)mw_session_body(s, m->body + i, n);
+	}
 	return &s->verdict;
 }
 

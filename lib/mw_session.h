@@ -126,6 +126,15 @@ const struct mw_verdict *mw_session_body(struct mw_session *s,
 	    const unsigned char *buf, size_t len);
 const struct mw_verdict *mw_session_eom(struct mw_session *s);
 void			 mw_session_abort(struct mw_session *s);
+/*
+ * A whole message read with mw_message_load() (mw_message.h), for test
+ * programs and tools: every header field, the end of the header, the body
+ * in chunks of MW_MSG_CHUNK bytes, as the milter gives them.  Returns the
+ * verdict of the last event; end of message is still the caller's.
+ */
+struct mw_message;
+const struct mw_verdict *mw_session_message(struct mw_session *s,
+	    const struct mw_message *m);
 
 /*
  * For mailwarden-check.  Explain: keep the evidence checks note (DNS

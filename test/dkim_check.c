@@ -15,10 +15,11 @@
  *		N threads, each verifying every FILE ROUNDS times in its own
  *		session; fails if any result differs from a first serial run
  *
- * A file is split into header fields and body as an MTA would: each
- * field's value is what follows the colon, leading white space kept,
- * folded lines joined with bare LF (as Postfix hands them to milters),
- * and the body goes with CRLF line ends, in 64 kB chunks.
+ * A file is split into header fields and body as an MTA would
+ * (lib/mw_message.c): each field's value is what follows the colon,
+ * leading white space kept, folded lines joined with bare LF (as Postfix
+ * hands them to milters), and the body goes with CRLF line ends, in
+ * libmilter's 64 kB chunks.
  */
 #include "config.h"
 
@@ -33,17 +34,8 @@
 
 #include "mw_config.h"
 #include "mw_log.h"
+#include "mw_message.h"
 #include "mw_session.h"
-
-#define CHUNK	65536
-
-struct msg {
-	char		**names;
-	char		**values;
-	size_t		  n;
-	unsigned char	 *body;		/* CRLF line ends */
-	size_t		  bodylen;
-};
 
 static void __attribute__((format(printf, 1, 2), noreturn))
 die(const char *fmt, ...)
@@ -58,117 +50,41 @@ die(const char *fmt, ...)
 	exit(2);
 }
 
-static char *
-slurp(const char *path, size_t *lenp)
+/* FILE read by lib/mw_message.c, as the milter would get it. */
+static void
+load_message(const char *path, struct mw_message *m)
 {
 	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, r;
+	char err[256];
 
 	if (fp == NULL)
 		die("cannot open %s", path);
-	for (;;) {
-		if (cap - len < CHUNK) {
-			cap = cap * 2 + CHUNK;
-			if ((buf = realloc(buf, cap + 1)) == NULL)
-				die("out of memory reading %s", path);
-		}
-		if ((r = fread(buf + len, 1, cap - len, fp)) == 0)
-			break;
-		len += r;
-	}
+	if (mw_message_load(fp, m, err, sizeof(err)) == -1)
+		die("%s", err);
 	fclose(fp);
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
 }
 
+/* FILE as it is, to stdout. */
 static void
-add_field(struct msg *m, const char *line, size_t len)
+copy_file(const char *path)
 {
-	const char *colon = memchr(line, ':', len);
-	size_t i, o;
-	char *v;
+	FILE *fp = fopen(path, "rb");
+	char buf[16384];
+	size_t n;
 
-	/* A line that is no field (an mbox "From " line): the MTA drops it. */
-	if (colon == NULL || colon == line)
-		return;
-	m->names = realloc(m->names, (m->n + 1) * sizeof(char *));
-	m->values = realloc(m->values, (m->n + 1) * sizeof(char *));
-	if (m->names == NULL || m->values == NULL ||
-	    (m->names[m->n] = strndup(line, (size_t)(colon - line))) == NULL ||
-	    (v = malloc(len + 1)) == NULL)
-		die("out of memory%s", "");
-	/* Folds as bare LF, like Postfix; CRs of CRLF dropped. */
-	for (i = (size_t)(colon - line) + 1, o = 0; i < len; i++)
-		if (!(line[i] == '\r' && i + 1 < len && line[i + 1] == '\n'))
-			v[o++] = line[i];
-	v[o] = '\0';
-	m->values[m->n++] = v;
-}
-
-static void
-parse_message(const char *path, struct msg *m)
-{
-	size_t len, i = 0, start, o;
-	char *buf = slurp(path, &len);
-
-	memset(m, 0, sizeof(*m));
-	/* Header: fields, each with its continuation lines. */
-	while (i < len) {
-		size_t eol;
-
-		if (buf[i] == '\n' || (buf[i] == '\r' && i + 1 < len &&
-		    buf[i + 1] == '\n')) {
-			i += buf[i] == '\r' ? 2 : 1;
-			break;
-		}
-		start = i;
-		for (;;) {
-			while (i < len && buf[i] != '\n')
-				i++;
-			eol = i;
-			if (i < len)
-				i++;
-			if (i >= len || (buf[i] != ' ' && buf[i] != '\t'))
-				break;
-		}
-		if (eol > start && buf[eol - 1] == '\r')
-			eol--;
-		add_field(m, buf + start, eol - start);
-	}
-	/* Body: bare LF becomes CRLF, as SMTP would carry it. */
-	if ((m->body = malloc((len - i) * 2 + 1)) == NULL)
-		die("out of memory%s", "");
-	for (o = 0; i < len; i++) {
-		if (buf[i] == '\n' && (o == 0 || m->body[o - 1] != '\r'))
-			m->body[o++] = '\r';
-		m->body[o++] = (unsigned char)buf[i];
-	}
-	m->bodylen = o;
-	free(buf);
-}
-
-static void
-free_message(struct msg *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->n; i++) {
-		free(m->names[i]);
-		free(m->values[i]);
-	}
-	free(m->names);
-	free(m->values);
-	free(m->body);
+	if (fp == NULL)
+		die("cannot open %s", path);
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		fwrite(buf, 1, n, stdout);
+	fclose(fp);
 }
 
 /* Run one message through a session; 0 if it got to the end of data. */
 static int
-run_message(struct mw_session *s, const struct msg *m, const char *ip)
+run_message(struct mw_session *s, const struct mw_message *m,
+    const char *ip)
 {
 	const struct mw_verdict *v;
-	size_t i;
 
 	if (mw_session_connect(s, ip, "client.example", 25)->kind ==
 	    MW_REJECT)
@@ -178,12 +94,7 @@ run_message(struct mw_session *s, const struct msg *m, const char *ip)
 	if (mw_session_rcpt(s, "<rcpt@example.net>", NULL, 0)->kind ==
 	    MW_REJECT)
 		return -1;
-	for (i = 0; i < m->n; i++)
-		(void)mw_session_header(s, m->names[i], m->values[i]);
-	(void)mw_session_eoh(s);
-	for (i = 0; i < m->bodylen; i += CHUNK)
-		(void)mw_session_body(s, m->body + i, m->bodylen - i < CHUNK ?
-		    m->bodylen - i : CHUNK);
+	(void)mw_session_message(s, m);
 	v = mw_session_eom(s);
 	return v->kind == MW_REJECT || v->kind == MW_TEMPFAIL ? 1 : 0;
 }
@@ -254,12 +165,12 @@ verify_file(struct mw_ctx *ctx, const char *path, char *res, size_t reslen,
     char *arline, size_t arlen)
 {
 	struct mw_session *s = mw_session_new(ctx);
-	struct msg m;
+	struct mw_message m;
 	const char *ar;
 
 	if (s == NULL)
 		die("out of memory%s", "");
-	parse_message(path, &m);
+	load_message(path, &m);
 	if (run_message(s, &m, "192.0.2.1") == -1) {
 		snprintf(res, reslen, "refused");
 		arline[0] = '\0';
@@ -268,7 +179,7 @@ verify_file(struct mw_ctx *ctx, const char *path, char *res, size_t reslen,
 		dkim_results(ar != NULL ? ar : "", res, reslen);
 		one_line(ar != NULL ? ar : "", arline, arlen);
 	}
-	free_message(&m);
+	mw_message_free(&m);
 	mw_session_free(s);
 	return 0;
 }
@@ -292,11 +203,10 @@ do_sign(struct mw_ctx *ctx, const char *path)
 {
 	struct mw_session *s = mw_session_new(ctx);
 	const struct mw_hdr_change *c;
-	struct msg m;
-	size_t i, n, len;
-	char *raw;
+	struct mw_message m;
+	size_t i, n;
 
-	parse_message(path, &m);
+	load_message(path, &m);
 	if (run_message(s, &m, "127.0.0.1") != 0)
 		die("%s: refused", path);
 	/* Each was inserted at the top: the last one ends up first. */
@@ -316,10 +226,8 @@ do_sign(struct mw_ctx *ctx, const char *path)
 				putchar(*v);
 		fputs("\r\n", stdout);
 	}
-	raw = slurp(path, &len);
-	fwrite(raw, 1, len, stdout);
-	free(raw);
-	free_message(&m);
+	copy_file(path);
+	mw_message_free(&m);
 	mw_session_free(s);
 	return 0;
 }

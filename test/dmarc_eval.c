@@ -26,9 +26,9 @@
 
 #include "mw_config.h"
 #include "mw_log.h"
+#include "mw_message.h"
 #include "mw_session.h"
 
-#define CHUNK	65536
 
 static void
 die(const char *msg, const char *arg)
@@ -86,94 +86,21 @@ put_result(struct mw_session *s, const char *arg)
 	mw_session_set_results(s, &r);
 }
 
-static char *
-slurp(const char *path, size_t *lenp)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, r;
-
-	if (fp == NULL)
-		die("cannot open ", path);
-	for (;;) {
-		if (cap - len < CHUNK) {
-			cap = cap * 2 + CHUNK;
-			if ((buf = realloc(buf, cap + 1)) == NULL)
-				die("out of memory", "");
-		}
-		if ((r = fread(buf + len, 1, cap - len, fp)) == 0)
-			break;
-		len += r;
-	}
-	fclose(fp);
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
-}
-
-/* One header field "Name: value\n\tmore" (CRs dropped) to the session. */
-static void
-send_field(struct mw_session *s, const char *line, size_t len)
-{
-	const char *colon = memchr(line, ':', len);
-	char *name, *v;
-	size_t i, o;
-
-	if (colon == NULL || colon == line)
-		return;
-	if ((name = strndup(line, (size_t)(colon - line))) == NULL ||
-	    (v = malloc(len + 1)) == NULL)
-		die("out of memory", "");
-	for (i = (size_t)(colon - line) + 1, o = 0; i < len; i++)
-		if (line[i] != '\r')
-			v[o++] = line[i];
-	v[o] = '\0';
-	(void)mw_session_header(s, name, v);
-	free(name);
-	free(v);
-}
-
-/* Header fields and body of FILE to the session; the body in CRLF. */
+/* Header fields and body of FILE to the session, as the milter would. */
 static void
 send_message(struct mw_session *s, const char *path)
 {
-	size_t len, i = 0, start, o;
-	char *buf = slurp(path, &len);
-	unsigned char *body;
+	FILE *fp = fopen(path, "rb");
+	struct mw_message m;
+	char err[256];
 
-	while (i < len) {
-		size_t eol;
-
-		if (buf[i] == '\n' || (buf[i] == '\r' && i + 1 < len &&
-		    buf[i + 1] == '\n')) {
-			i += buf[i] == '\r' ? 2 : 1;
-			break;
-		}
-		start = i;
-		for (;;) {
-			while (i < len && buf[i] != '\n')
-				i++;
-			eol = i;
-			if (i < len)
-				i++;
-			if (i >= len || (buf[i] != ' ' && buf[i] != '\t'))
-				break;
-		}
-		send_field(s, buf + start, eol - start);
-	}
-	(void)mw_session_eoh(s);
-	if ((body = malloc((len - i) * 2 + 1)) == NULL)
-		die("out of memory", "");
-	for (o = 0; i < len; i++) {
-		if (buf[i] == '\n' && (o == 0 || body[o - 1] != '\r'))
-			body[o++] = '\r';
-		body[o++] = (unsigned char)buf[i];
-	}
-	for (i = 0; i < o; i += CHUNK)
-		(void)mw_session_body(s, body + i, o - i < CHUNK ? o - i :
-		    CHUNK);
-	free(body);
-	free(buf);
+	if (fp == NULL)
+		die("cannot open ", path);
+	if (mw_message_load(fp, &m, err, sizeof(err)) == -1)
+		die("cannot read the message: ", err);
+	fclose(fp);
+	(void)mw_session_message(s, &m);
+	mw_message_free(&m);
 }
 
 int

@@ -6,7 +6,7 @@
  *	mailwarden-check.c	options, config, main()
  *	mwc_explain.c		explain mode: one transaction through the
  *				session library, as the daemon runs it
- *	mwc_message.c		streaming .eml reader (headers, body chunks)
+ *	mwc_message.c		--show-message (the reader is lib/mw_message.c)
  *	mwc_self.c		self-check mode: the sender's DNS
  *	mwc_smtp.c		self-check --smtp: a probe of the MX, no DATA
  *	mwc_out.c		output helpers
@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "mw_buf.h"
+#include "mw_message.h"
 
 struct mw_ctx;
 
@@ -82,26 +83,6 @@ int	mwc_self(struct mw_ctx *ctx, const struct mwc_opts *o);
 struct mwc_report;
 void	mwc_smtp_probe(struct mwc_report *r, struct mw_ctx *ctx,
 	    const struct mwc_opts *o, const char *mx, const char *addr);
-
-/* mwc_message.c: feed a message to callbacks, constant memory. */
-struct mwc_msg_cb {
-	/* Each returns 0 to go on, -1 to stop reading. */
-	int	(*header)(void *arg, const char *name, const char *value);
-	int	(*eoh)(void *arg);
-	int	(*body)(void *arg, const unsigned char *buf, size_t len);
-	void	*arg;
-};
-struct mwc_msg_stats {
-	unsigned long	 n_headers;
-	unsigned long	 n_truncated;	/* fields cut at MWC_HEADER_MAX */
-	unsigned long	 n_chunks;
-	unsigned long long body_bytes;	/* as fed (CRLF line ends) */
-	int		 stopped;	/* a callback said stop */
-};
-#define MWC_HEADER_MAX	102400	/* Postfix header_size_limit */
-#define MWC_CHUNK	65535	/* libmilter's largest body chunk */
-int	mwc_message_feed(FILE *fp, const struct mwc_msg_cb *cb,
-	    struct mwc_msg_stats *st, char *err, size_t errlen);
 
 /* ---- self-check report (mwc_self.c) ------------------------------------ */
 

@@ -53,7 +53,7 @@ struct explain {
 	int			 reached_eom;
 	int			 synthetic;	/* made-up message */
 	const struct mw_verdict	*last;		/* of the data phase */
-	struct mwc_msg_stats	 msg;
+	struct mw_msg_stats	 msg;
 	char			*authres;	/* copy, after the transaction */
 	int			 skipped;	/* trusted / authenticated */
 	int			 trusted;
@@ -172,7 +172,7 @@ synthetic_message(struct explain *e, char **mem)
 static int
 run_data(struct explain *e, FILE *fp)
 {
-	struct mwc_msg_cb cb = { cb_header, cb_eoh, cb_body, e };
+	struct mw_msg_cb cb = { cb_header, cb_eoh, cb_body, e };
 	char err[256];
 	struct step *hs, *bs;
 	size_t hidx;
@@ -180,7 +180,7 @@ run_data(struct explain *e, FILE *fp)
 	hs = step_begin(e, "header", "header");
 	hidx = (size_t)(hs - e->steps);
 	e->last = NULL;
-	if (mwc_message_feed(fp, &cb, &e->msg, err, sizeof(err)) == -1) {
+	if (mw_message_feed(fp, &cb, &e->msg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mailwarden-check: %s: %s\n", e->o->message,
 		    err);
 		return -1;
@@ -195,7 +195,7 @@ run_data(struct explain *e, FILE *fp)
 
 		snprintf(hs->cmd + l, sizeof(hs->cmd) - l, ", %lu cut at %d "
 		    "bytes as Postfix's header_size_limit does",
-		    e->msg.n_truncated, MWC_HEADER_MAX);
+		    e->msg.n_truncated, MW_MSG_HEADER_MAX);
 	}
 	if (e->cur == hs) {
 		/* Stopped in the header (or an empty message, eoh given). */
