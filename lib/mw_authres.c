@@ -21,7 +21,7 @@
 #include "mw_buf.h"
 #include "mw_text.h"
 
-#define MW_AR_MAX	(32 * 1024)	/* whole header */
+#define MW_AR_MAX	(32 * 1024)	/* whole header value, authserv-id too */
 #define MW_AR_VALUE_MAX	512		/* one property value */
 #define MW_AR_FOLD	76
 
@@ -32,6 +32,7 @@ struct mw_authres {
 	struct mw_buf	 out;		/* the finished value */
 	struct mw_buf	 summary;
 	int		 count;
+	int		 dropped;	/* resinfos left out at MW_AR_MAX */
 	int		 line_len;	/* length of the current folded line */
 };
 
@@ -190,14 +191,28 @@ add_word(struct mw_authres *ar, const char *w)
 	ar->line_len += (int)n;
 }
 
+/*
+ * Add the current resinfo to the header, whole or not at all: one cut at
+ * the bound could end inside a quoted string or a comment, or look like
+ * a shorter result ("dkim=pass header.d=exa").  What is left out is
+ * counted (mw_authres_dropped) and the resinfos before it stay intact.
+ */
 static void
 finish_current(struct mw_authres *ar)
 {
+	size_t room;
+
 	if (ar->cur.len == 0)
 		return;
-	mw_buf_puts(&ar->body, ";\n\t");
-	/* cur starts with the space add_word put before the method. */
-	mw_buf_puts(&ar->body, mw_buf_str(&ar->cur) + 1);
+	/* ";\n\t" before it; cur starts with a space add_word put there. */
+	room = ar->body.max - strlen(ar->id) - ar->body.len;
+	if (ar->cur.truncated || ar->body.truncated || ar->body.len +
+	    strlen(ar->id) > ar->body.max || ar->cur.len + 2 > room)
+		ar->dropped++;
+	else {
+		mw_buf_puts(&ar->body, ";\n\t");
+		mw_buf_puts(&ar->body, mw_buf_str(&ar->cur) + 1);
+	}
 	mw_buf_reset(&ar->cur);
 }
 
@@ -265,6 +280,13 @@ int
 mw_authres_count(const struct mw_authres *ar)
 {
 	return ar->count;
+}
+
+int
+mw_authres_dropped(struct mw_authres *ar)
+{
+	finish_current(ar);
+	return ar->dropped;
 }
 
 const char *

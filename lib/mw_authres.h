@@ -42,6 +42,12 @@ void	mw_authres_comment(struct mw_authres *ar, const char *fmt, ...)
 /* Number of resinfos added. */
 int	mw_authres_count(const struct mw_authres *ar);
 /*
+ * Number of resinfos left out because the header would have grown past
+ * its bound (32 kB): a resinfo goes in whole or not at all, so the value
+ * is never cut in the middle of one.
+ */
+int	mw_authres_dropped(struct mw_authres *ar);
+/*
  * The header value (without "Authentication-Results:"), folded with
  * "\n\t" between resinfos; "authserv-id; none" when nothing was added.
  */

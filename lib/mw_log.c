@@ -5,13 +5,15 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <syslog.h>
 #include <time.h>
 
 #include "mw_log.h"
 
-static int log_level = LOG_INFO;
+/* Read by every session thread, written on SIGHUP: atomic. */
+static atomic_int log_level = LOG_INFO;
 static int log_stderr = 1;
 static const char *log_ident = "mailwarden";
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -20,7 +22,7 @@ void
 mw_log_open(const char *ident, int facility, int level, int to_stderr)
 {
 	log_ident = ident;
-	log_level = level;
+	atomic_store_explicit(&log_level, level, memory_order_relaxed);
 	log_stderr = to_stderr;
 	if (!to_stderr)
 		openlog(ident, LOG_PID | LOG_NDELAY, facility);
@@ -29,7 +31,7 @@ mw_log_open(const char *ident, int facility, int level, int to_stderr)
 void
 mw_log_set_level(int level)
 {
-	log_level = level;
+	atomic_store_explicit(&log_level, level, memory_order_relaxed);
 }
 
 void
@@ -38,7 +40,7 @@ mw_log(int prio, const char *fmt, ...)
 	va_list ap;
 	char line[8192];
 
-	if (prio > log_level)
+	if (prio > atomic_load_explicit(&log_level, memory_order_relaxed))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);

@@ -17,6 +17,8 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -237,7 +239,6 @@ mw_session_free(struct mw_session *s)
 	free(s->queue_id);
 	free(s->auth_authen);
 	free(s->authres);
-	free(s->quarantine);
 	mw_buf_free(&s->rcpt_log);
 	mw_buf_free(&s->rcpt_refusals);
 	mw_buf_free(&s->conn_reasons);
@@ -537,14 +538,14 @@ mw_session_set_quarantine(struct mw_session *s, const char *fmt, ...)
 		    s->dry_run_notes.len ? "; " : "", text);
 		return;
 	}
-	free(s->quarantine);
-	s->quarantine = strdup(text);
+	/* A copy in the session: no allocation that could fail to "deliver". */
+	snprintf(s->quarantine, sizeof(s->quarantine), "%s", text);
 }
 
 const char *
 mw_session_quarantine(const struct mw_session *s)
 {
-	return s->quarantine;
+	return s->quarantine[0] != '\0' ? s->quarantine : NULL;
 }
 
 /*
@@ -682,6 +683,25 @@ mw_session_helo(struct mw_session *s, const char *helo)
 	return decide(s, 0, 0);
 }
 
+/*
+ * ESMTP SIZE=: size-value = 1*20DIGIT (RFC 1870).  Anything else --
+ * "-1", "+5", "1e6", empty -- is a syntax error (501), not a size; a
+ * value of 20 digits beyond what we can count is simply too big.
+ */
+static int
+parse_size_param(const char *v, unsigned long long *out)
+{
+	size_t n = strspn(v, "0123456789");
+
+	if (n == 0 || n > 20 || v[n] != '\0')
+		return -1;
+	errno = 0;
+	*out = strtoull(v, NULL, 10);
+	if (errno == ERANGE)
+		*out = ULLONG_MAX;
+	return 0;
+}
+
 const struct mw_verdict *
 mw_session_mail(struct mw_session *s, const char *from, char *const *args,
     size_t nargs)
@@ -694,16 +714,14 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
 	s->in_transaction = 1;
 	s->n_messages++;
 	clear_changes(s);
-	free(s->quarantine);
-	s->quarantine = NULL;
+	s->quarantine[0] = '\0';
 	s->mail_from = strip_brackets(from);
 	for (i = 0; i < nargs && args != NULL; i++) {
-		if (strncasecmp(args[i], "SIZE=", 5) == 0) {
-			char *end;
-			unsigned long long v = strtoull(args[i] + 5, &end, 10);
-
-			if (*end == '\0' && end != args[i] + 5)
-				s->size_declared = v;
+		if (strncasecmp(args[i], "SIZE=", 5) == 0 &&
+		    parse_size_param(args[i] + 5, &s->size_declared) == -1) {
+			mw_session_refuse(s, MW_REJECT, 501, "5.5.4",
+			    "Bad message size syntax");
+			return decide(s, 0, 0);
 		}
 	}
 	if (s->authenticated)
@@ -856,6 +874,7 @@ static void
 build_authres(struct mw_session *s)
 {
 	struct mw_authres *ar = mw_authres_new(s->cfg->authserv_id);
+	int dropped;
 
 	free(s->authres);
 	s->authres = NULL;
@@ -863,6 +882,11 @@ build_authres(struct mw_session *s)
 		return;
 	/* decide() has cleared any refusal, so every module gets its turn. */
 	RUN_HOOK(s, authres, ar);
+	if ((dropped = mw_authres_dropped(ar)) > 0)
+		mw_log(LOG_WARNING, "%s: Authentication-Results: %d result%s "
+		    "left out, the header would have passed its bound",
+		    s->queue_id ? s->queue_id : "NOQUEUE", dropped,
+		    dropped == 1 ? "" : "s");
 	/*
 	 * Inbound mail always gets our header, "id; none" if no check had
 	 * anything to say, so downstream filters know we looked at it.
@@ -940,7 +964,7 @@ log_transaction(struct mw_session *s, int aborted)
 	    mw_buf_str(&s->results_summary), score,
 	    s->skip_inbound ? (s->trusted ? " trusted" : " authenticated") : "",
 	    s->exempt_rcpt ? " exempt" : "", verdict,
-	    s->quarantine != NULL ? " (quarantined: held by the MTA)" : "",
+	    s->quarantine[0] != '\0' ? " (quarantined: held by the MTA)" : "",
 	    s->dry_run_notes.len ? " dry_run=" : "",
 	    mw_buf_str(&s->dry_run_notes));
 }
@@ -953,8 +977,7 @@ mw_session_eom(struct mw_session *s)
 
 	s->phase = MW_PH_EOM;
 	clear_changes(s);
-	free(s->quarantine);
-	s->quarantine = NULL;
+	s->quarantine[0] = '\0';
 	RUN_HOOK(s, on_eom);
 	v = decide(s, 1, s->exempt_rcpt);
 	build_authres(s);
@@ -986,8 +1009,7 @@ mw_session_eom(struct mw_session *s)
 			    mw_buf_str(&s->dry_run_notes), 0);
 	} else {
 		clear_changes(s);
-		free(s->quarantine);
-		s->quarantine = NULL;
+		s->quarantine[0] = '\0';
 	}
 	log_transaction(s, 0);
 	s->verdict = *v;

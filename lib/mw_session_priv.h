@@ -94,7 +94,7 @@ struct mw_session {
 
 	/* output */
 	char			*authres;	/* last A-R value */
-	char			*quarantine;	/* hold reason (smfi_quarantine) */
+	char			 quarantine[256];	/* hold reason, "" = none */
 	struct mw_hdr_list	 changes;
 	struct mw_buf		 results_summary;
 

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "mw_cidr.h"
 #include "mw_config.h"
 #include "mw_buf.h"
+#include "mw_log.h"
 #include "mw_module.h"
 #include "mw_text.h"
 #include "mw_verdict.h"
@@ -203,7 +205,9 @@ static void
 test_authres(void)
 {
 	struct mw_authres *ar;
-	char q[128];
+	char q[128], big[900], tail[64];
+	const char *v, *p;
+	int i;
 
 	ar = mw_authres_new("mx.example.org");
 	is_str(mw_authres_value(ar), "mx.example.org; none", "no results");
@@ -218,6 +222,29 @@ test_authres(void)
 	    "\tspf=fail (evil\\) ; dkim=pass \\(x) smtp.mailfrom=user@example.net",
 	    "results, comment escaped");
 	is_str(mw_authres_summary(ar), "iprev=pass spf=fail", "summary");
+	mw_authres_free(ar);
+
+	/* At its bound a resinfo goes in whole or not at all. */
+	ar = mw_authres_new("mx.example.org");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (i = 0; i < 60; i++) {
+		mw_authres_result(ar, "dkim", "pass");
+		mw_authres_comment(ar, "%d %s", i, big);
+		mw_authres_prop(ar, "header", "d", "example.org");
+	}
+	v = mw_authres_value(ar);
+	for (i = 0, p = v; (p = strstr(p, ";\n\tdkim=pass\n\t(")) != NULL; p++)
+		i++;
+	ok(strlen(v) <= 32 * 1024, "A-R stays within 32 kB (%zu bytes)",
+	    strlen(v));
+	ok(i > 0 && i < 60 && mw_authres_dropped(ar) == 60 - i,
+	    "%d resinfos kept whole, %d left out and counted", i,
+	    mw_authres_dropped(ar));
+	snprintf(tail, sizeof(tail), ";\n\tdkim=pass\n\t(%d xxx", i - 1);
+	ok(strstr(v, tail) != NULL && strlen(v) > 20 &&
+	    strcmp(v + strlen(v) - 20, "header.d=example.org") == 0,
+	    "the last one kept is whole, to its last property");
 	mw_authres_free(ar);
 
 	mw_quote_value("plain.token", q, sizeof(q));
@@ -255,6 +282,69 @@ test_authres(void)
 	    "mx.example.org"), "unparsable with our id: removed");
 	ok(!mw_authres_claims_id(" (unterminated other; spf=pass",
 	    "mx.example.org"), "unparsable without our id: kept");
+}
+
+/*
+ * The log level is written on SIGHUP while session threads log: one
+ * thread changes it, the others see the new level (and, the variable
+ * being atomic, no torn or stale read is possible under the C11 model).
+ */
+static void *
+level_setter(void *arg)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++)
+		mw_log_set_level(i % 2 ? LOG_DEBUG : LOG_ERR);
+	mw_log_set_level(*(int *)arg);
+	return NULL;
+}
+
+static void *
+level_reader(void *arg)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 2000; i++)
+		mw_log(LOG_DEBUG, "debug line %d", i);
+	return NULL;
+}
+
+static void
+test_log_level(void)
+{
+	char path[] = "/tmp/mwunit-log.XXXXXX", buf[4096];
+	int fd, saved, level = LOG_WARNING;
+	pthread_t setter, reader;
+	FILE *fp;
+	size_t n;
+
+	if ((fd = mkstemp(path)) == -1 || (saved = dup(2)) == -1)
+		abort();
+	mw_log_open("unit", 0, LOG_INFO, 1);
+	fflush(stderr);
+	dup2(fd, 2);
+	pthread_create(&setter, NULL, level_setter, &level);
+	pthread_create(&reader, NULL, level_reader, NULL);
+	pthread_join(setter, NULL);
+	pthread_join(reader, NULL);
+	if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1)
+		abort();
+	mw_log(LOG_INFO, "an info line");
+	mw_log(LOG_WARNING, "a warning line");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fp = fdopen(fd, "r");
+	rewind(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	unlink(path);
+	is_str(buf, "unit: a warning line\n",
+	    "after a reload to warning: info is dropped, warning logged");
+	mw_log_open("unit", 0, LOG_ERR, 1);
 }
 
 /* The one domain-name validator: every flag, every reason. */
@@ -370,5 +460,6 @@ main(void)
 	test_authres();
 	test_domain();
 	test_printable();
+	test_log_level();
 	return tap_done();
 }
