@@ -1022,92 +1022,139 @@ classify(struct spf_eval *ev, const char *name, ns_type type,
 	return LK_TERM;
 }
 
-/*
- * The lookup function of our layer: every DNS question libspf2 asks
- * except the SPF record itself (see layer_get_spf).
- */
-static SPF_dns_rr_t *
-layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
-    int should_cache)
+/* Terms that query DNS count toward the limits of RFC 7208 4.6.4. */
+static int
+counted(enum lk_kind kind)
 {
-	struct spf_eval *ev = spf_current;
-	const struct mw_dns_answer *a;
-	enum mw_dns_status status;
-	SPF_dns_rr_t *rr;
-	enum lk_kind kind;
-	char name[SPF_MAX_NAME + 1], *full;
-	int cidr0, i, max, mwtype, bad;
+	return kind == LK_TERM || kind == LK_MX || kind == LK_PTR;
+}
 
-	if (ev == NULL || ev->abort != ABORT_NONE || domain == NULL)
-		return rr_status(layer, domain, type, TRY_AGAIN);
-	if (now_ms() > ev->deadline_ms) {
-		eval_abort(ev, ABORT_TEMPERROR, "SPF evaluation took too long");
-		return rr_status(layer, domain, type, TRY_AGAIN);
-	}
-	kind = classify(ev, domain, type, should_cache);
-	if (kind == LK_TERM || kind == LK_MX || kind == LK_PTR) {
-		if (++ev->terms > SPF_LIMIT_TERMS) {
-			eval_abort(ev, ABORT_PERMERROR,
-			    "more than 10 DNS-querying terms");
-			return rr_status(layer, domain, type, TRY_AGAIN);
-		}
-	}
-	if ((full = strdup(domain)) == NULL) {
-		eval_abort(ev, ABORT_TEMPERROR, "out of memory");
-		return rr_status(layer, domain, type, TRY_AGAIN);
-	}
-	if (kind == LK_TERM || kind == LK_MX)
-		cidr0 = strip_mark(ev, full);
-	else
-		cidr0 = kind == LK_NAME && ev->pending_cidr0;
-	bad = lookup_name(full, name, sizeof(name)) == -1;
-	free(full);
-	if (bad) {
-		/* Not a name DNS can hold: it does not exist. */
-		if ((kind == LK_TERM || kind == LK_MX || kind == LK_PTR) &&
-		    ++ev->voids > SPF_LIMIT_VOID) {
-			eval_abort(ev, ABORT_PERMERROR,
-			    "more than 2 void lookups");
-			return rr_status(layer, domain, type, TRY_AGAIN);
-		}
-		return rr_status(layer, domain, type, HOST_NOT_FOUND);
-	}
-	switch (type) {
-	case ns_t_a: mwtype = MW_DNS_A; break;
-	case ns_t_aaaa: mwtype = MW_DNS_AAAA; break;
-	case ns_t_mx: mwtype = MW_DNS_MX; break;
-	case ns_t_ptr: mwtype = MW_DNS_PTR; break;
-	case ns_t_txt: mwtype = MW_DNS_TXT; break;
-	default:
-		return rr_status(layer, domain, type, NO_RECOVERY);
-	}
-	a = mw_dns_lookup(ev->dns, name, mwtype);
-	status = a->status;
-	if (status == MW_DNS_PERMFAIL && a->error != NULL &&
-	    strcmp(a->error, "bad name") == 0)
-		status = MW_DNS_NXDOMAIN;	/* a name DNS cannot ask for */
-
-	if ((kind == LK_TERM || kind == LK_MX || kind == LK_PTR) &&
-	    (status == MW_DNS_NXDOMAIN || status == MW_DNS_NODATA) &&
-	    ++ev->voids > SPF_LIMIT_VOID) {
+/* One more void lookup (4.6.4); -1, the evaluation aborted, past 2. */
+static int
+count_void(struct spf_eval *ev, enum lk_kind kind)
+{
+	if (counted(kind) && ++ev->voids > SPF_LIMIT_VOID) {
 		eval_abort(ev, ABORT_PERMERROR, "more than 2 void lookups");
+		return -1;
+	}
+	return 0;
+}
+
+/* Our resolver's type for libspf2's, or -1 if we do not ask it. */
+static int
+mw_type_of(ns_type type)
+{
+	switch (type) {
+	case ns_t_a: return MW_DNS_A;
+	case ns_t_aaaa: return MW_DNS_AAAA;
+	case ns_t_mx: return MW_DNS_MX;
+	case ns_t_ptr: return MW_DNS_PTR;
+	case ns_t_txt: return MW_DNS_TXT;
+	default: return -1;
+	}
+}
+
+/* The answer was no data, or an error: what libspf2 is told. */
+static SPF_dns_rr_t *
+lookup_failed(struct spf_eval *ev, SPF_dns_server_t *layer,
+    const char *domain, ns_type type, enum lk_kind kind, const char *name,
+    const struct mw_dns_answer *a, enum mw_dns_status status)
+{
+	if ((status == MW_DNS_NXDOMAIN || status == MW_DNS_NODATA) &&
+	    count_void(ev, kind) == -1)
 		return rr_status(layer, domain, type, TRY_AGAIN);
+	/*
+	 * RFC 7208 5.5: a DNS error on the PTR lookup makes ptr not match,
+	 * on the lookup of a PTR name skips that name; %{p} becomes
+	 * "unknown".
+	 */
+	if (kind == LK_PTR || kind == LK_PMACRO ||
+	    (kind == LK_NAME && ev->pending_errors_ok))
+		return rr_status(layer, domain, type, HOST_NOT_FOUND);
+	if ((status == MW_DNS_TEMPFAIL || status == MW_DNS_PERMFAIL) &&
+	    kind != LK_EXP)	/* no explanation is no error */
+		eval_why(ev, "%s looking up %s", a->error != NULL ?
+		    a->error : "DNS error", name);
+	return rr_status(layer, domain, type, herrno_of(status));
+}
+
+/*
+ * An exp= TXT record into rr: 0, -1 if rr could not grow, 1 if it is no
+ * explanation (invalid, or more than libspf2 can compile).
+ */
+static int
+add_exp_text(struct spf_eval *ev, SPF_dns_rr_t *rr, const struct mw_dns_rr *r)
+{
+	struct mw_buf t = MW_BUF_INIT(SPF_MAX_RECORD);
+	int upper = 0, ok;
+
+	if (memchr(r->text, '\0', r->len) != NULL ||
+	    check_macro_string(r->text, r->len, 1, NULL, &upper) == -1 ||
+	    (upper && (has_8bit(ev->sender) || has_8bit(ev->helo))))
+		return 1;
+	/*
+	 * libspf2's macro compiler stops a literal at a space and then
+	 * misreads what follows ("See me." becomes "See%me."); "%_" is a
+	 * space too (7.1).
+	 */
+	put_macro_string(&t, r->text, r->len, 1);
+	if (t.truncated || libspf2_size(mw_buf_str(&t), t.len) >
+	    SPF_COMPILE_MAX) {
+		/* see SPF_COMPILE_MAX: no explanation */
+		mw_buf_free(&t);
+		return 1;
 	}
-	if (status != MW_DNS_OK) {
+	ok = rr_add(rr, mw_buf_str(&t), t.len, 1);
+	mw_buf_free(&t);
+	return ok;
+}
+
+/* One record of the answer into rr: 0, -1 if rr could not grow, 1 skip. */
+static int
+add_record(struct spf_eval *ev, SPF_dns_rr_t *rr, ns_type type, int cidr0,
+    const struct mw_dns_rr *r)
+{
+	struct in_addr in4;
+	struct in6_addr in6;
+
+	switch (type) {
+	case ns_t_a:
+		if (inet_pton(AF_INET, r->text, &in4) != 1)
+			return 1;
+		if (cidr0)	/* any address: the client's own */
+			memcpy(&in4, ev->addr, 4);
+		return rr_add(rr, &in4, sizeof(in4), 0);
+	case ns_t_aaaa:
+		if (inet_pton(AF_INET6, r->text, &in6) != 1)
+			return 1;
+		if (cidr0)
+			memcpy(&in6, ev->addr, 16);
+		return rr_add(rr, &in6, sizeof(in6), 0);
+	case ns_t_mx:
+	case ns_t_ptr:
 		/*
-		 * RFC 7208 5.5: a DNS error on the PTR lookup makes ptr not
-		 * match, on the lookup of a PTR name skips that name; %{p}
-		 * becomes "unknown".
+		 * A name that is not printable ASCII cannot be looked up, and
+		 * must not reach %{p} (the URL encoder of libspf2 overflows
+		 * on 8-bit bytes).
 		 */
-		if (kind == LK_PTR || kind == LK_PMACRO ||
-		    (kind == LK_NAME && ev->pending_errors_ok))
-			return rr_status(layer, domain, type, HOST_NOT_FOUND);
-		if ((status == MW_DNS_TEMPFAIL || status == MW_DNS_PERMFAIL) &&
-		    kind != LK_EXP)	/* no explanation is no error */
-			eval_why(ev, "%s looking up %s", a->error != NULL ?
-			    a->error : "DNS error", name);
-		return rr_status(layer, domain, type, herrno_of(status));
+		if (r->len == 0 || r->len > SPF_MAX_NAME || has_8bit(r->text))
+			return 1;
+		if (ev->npending < SPF_LIMIT_NAMES)
+			snprintf(ev->pending[ev->npending++],
+			    sizeof(ev->pending[0]), "%s", r->text);
+		return rr_add(rr, r->text, r->len, 1);
+	default:
+		return 1;
 	}
+}
+
+/* A good answer, as libspf2's records. */
+static SPF_dns_rr_t *
+answer_rr(struct spf_eval *ev, SPF_dns_server_t *layer, const char *domain,
+    ns_type type, enum lk_kind kind, int cidr0, const struct mw_dns_answer *a)
+{
+	SPF_dns_rr_t *rr;
+	int i, max, r;
 
 	if ((rr = rr_status(layer, domain, type, NETDB_SUCCESS)) == NULL)
 		return rr;
@@ -1128,76 +1175,16 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 		return rr;
 	}
 	for (i = 0; i < max; i++) {
-		const struct mw_dns_rr *r = &a->rr[i];
-		struct in_addr in4;
-		struct in6_addr in6;
-		int ok = 0;
-
-		switch (type) {
-		case ns_t_a:
-			if (inet_pton(AF_INET, r->text, &in4) != 1)
-				continue;
-			if (cidr0)	/* any address: the client's own */
-				memcpy(&in4, ev->addr, 4);
-			ok = rr_add(rr, &in4, sizeof(in4), 0);
-			break;
-		case ns_t_aaaa:
-			if (inet_pton(AF_INET6, r->text, &in6) != 1)
-				continue;
-			if (cidr0)
-				memcpy(&in6, ev->addr, 16);
-			ok = rr_add(rr, &in6, sizeof(in6), 0);
-			break;
-		case ns_t_mx:
-		case ns_t_ptr:
-			/*
-			 * A name that is not printable ASCII cannot be
-			 * looked up, and must not reach %{p} (the URL
-			 * encoder of libspf2 overflows on 8-bit bytes).
-			 */
-			if (r->len == 0 || r->len > SPF_MAX_NAME ||
-			    has_8bit(r->text))
-				continue;
-			if (ev->npending < SPF_LIMIT_NAMES)
-				snprintf(ev->pending[ev->npending++],
-				    sizeof(ev->pending[0]), "%s", r->text);
-			ok = rr_add(rr, r->text, r->len, 1);
-			break;
-		case ns_t_txt: {
-			struct mw_buf t = MW_BUF_INIT(SPF_MAX_RECORD);
-			int upper = 0;
-
+		if (type == ns_t_txt) {
 			/* exp= text: must be valid, or no explanation */
-			if (memchr(r->text, '\0', r->len) != NULL ||
-			    check_macro_string(r->text, r->len, 1, NULL,
-			    &upper) == -1 ||
-			    (upper && (has_8bit(ev->sender) ||
-			    has_8bit(ev->helo)))) {
+			if ((r = add_exp_text(ev, rr, &a->rr[i])) == 1) {
 				rr->herrno = NO_DATA;
 				return rr;
 			}
-			/*
-			 * libspf2's macro compiler stops a literal at a
-			 * space and then misreads what follows ("See me."
-			 * becomes "See%me."); "%_" is a space too (7.1).
-			 */
-			put_macro_string(&t, r->text, r->len, 1);
-			if (t.truncated ||
-			    libspf2_size(mw_buf_str(&t), t.len) >
-			    SPF_COMPILE_MAX) {
-				/* see SPF_COMPILE_MAX: no explanation */
-				mw_buf_free(&t);
-				rr->herrno = NO_DATA;
-				return rr;
-			}
-			ok = rr_add(rr, mw_buf_str(&t), t.len, 1);
-			mw_buf_free(&t);
-			break;
-		}
-		default:
-			break;
-		}
-		if (ok == -1)
+		} else if ((r = add_record(ev, rr, type, cidr0,
+		    &a->rr[i])) == 1)
+			continue;
+		if (r == -1)
 			break;
 		if (cidr0 && (type == ns_t_a || type == ns_t_aaaa))
 			break;		/* one is enough */
@@ -1205,6 +1192,60 @@ layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
 	if (rr->num_rr == 0)
 		rr->herrno = NO_DATA;
 	return rr;
+}
+
+/*
+ * The lookup function of our layer: every DNS question libspf2 asks
+ * except the SPF record itself (see layer_get_spf).  The limits, the
+ * name as we ask it, then our resolver's answer in libspf2's terms.
+ */
+static SPF_dns_rr_t *
+layer_lookup(SPF_dns_server_t *layer, const char *domain, ns_type type,
+    int should_cache)
+{
+	struct spf_eval *ev = spf_current;
+	const struct mw_dns_answer *a;
+	enum mw_dns_status status;
+	enum lk_kind kind;
+	char name[SPF_MAX_NAME + 1], *full;
+	int cidr0, mwtype, bad;
+
+	if (ev == NULL || ev->abort != ABORT_NONE || domain == NULL)
+		return rr_status(layer, domain, type, TRY_AGAIN);
+	if (now_ms() > ev->deadline_ms) {
+		eval_abort(ev, ABORT_TEMPERROR, "SPF evaluation took too long");
+		return rr_status(layer, domain, type, TRY_AGAIN);
+	}
+	kind = classify(ev, domain, type, should_cache);
+	if (counted(kind) && ++ev->terms > SPF_LIMIT_TERMS) {
+		eval_abort(ev, ABORT_PERMERROR,
+		    "more than 10 DNS-querying terms");
+		return rr_status(layer, domain, type, TRY_AGAIN);
+	}
+	if ((full = strdup(domain)) == NULL) {
+		eval_abort(ev, ABORT_TEMPERROR, "out of memory");
+		return rr_status(layer, domain, type, TRY_AGAIN);
+	}
+	if (kind == LK_TERM || kind == LK_MX)
+		cidr0 = strip_mark(ev, full);
+	else
+		cidr0 = kind == LK_NAME && ev->pending_cidr0;
+	bad = lookup_name(full, name, sizeof(name)) == -1;
+	free(full);
+	if (bad)	/* not a name DNS can hold: it does not exist */
+		return rr_status(layer, domain, type,
+		    count_void(ev, kind) == -1 ? TRY_AGAIN : HOST_NOT_FOUND);
+	if ((mwtype = mw_type_of(type)) == -1)
+		return rr_status(layer, domain, type, NO_RECOVERY);
+	a = mw_dns_lookup(ev->dns, name, mwtype);
+	status = a->status;
+	if (status == MW_DNS_PERMFAIL && a->error != NULL &&
+	    strcmp(a->error, "bad name") == 0)
+		status = MW_DNS_NXDOMAIN;	/* a name DNS cannot ask for */
+	if (status != MW_DNS_OK)
+		return lookup_failed(ev, layer, domain, type, kind, name, a,
+		    status);
+	return answer_rr(ev, layer, domain, type, kind, cidr0, a);
 }
 
 /*
@@ -1225,6 +1266,152 @@ note_record(struct spf_eval *ev, const char *name, const char *rec,
 	mw_buf_free(&b);
 }
 
+/* What fetch_record() found. */
+enum fetched {
+	FETCH_ONE = 0,		/* exactly one SPF record: *recp, *lenp */
+	FETCH_NONE,		/* no record: result none */
+	FETCH_TEMPERROR,	/* a DNS error, or the evaluation aborted */
+	FETCH_PERMERROR		/* several records */
+};
+
+/*
+ * Look the TXT records of name up and select its SPF record (4.5).  top:
+ * the identity's own domain, not an include or redirect target (error
+ * texts then do not repeat its name).
+ */
+static enum fetched
+fetch_record(struct spf_eval *ev, const char *name, int top,
+    const char **recp, size_t *lenp)
+{
+	const struct mw_dns_answer *a;
+	enum mw_dns_status status;
+	int i, found = 0;
+
+	a = mw_dns_lookup(ev->dns, name, MW_DNS_TXT);
+	if (ev->abort != ABORT_NONE)
+		return FETCH_TEMPERROR;
+	status = a->status;
+	if (status == MW_DNS_PERMFAIL && a->error != NULL &&
+	    strcmp(a->error, "bad name") == 0)
+		status = MW_DNS_NXDOMAIN;	/* a name DNS cannot ask for */
+	if (status != MW_DNS_OK)
+		mw_session_note_dns(ev->s, "spf", a);
+	switch (status) {
+	case MW_DNS_OK:
+		break;
+	case MW_DNS_NXDOMAIN:
+	case MW_DNS_NODATA:
+		if (!top)
+			eval_why(ev, "%s has no SPF record", name);
+		return FETCH_NONE;
+	default:
+		if (top)
+			eval_why(ev, "%s looking up its SPF record",
+			    a->error != NULL ? a->error : "DNS error");
+		else
+			eval_why(ev, "%s looking up the SPF record of %s",
+			    a->error != NULL ? a->error : "DNS error", name);
+		return FETCH_TEMPERROR;
+	}
+	for (i = 0; i < a->nrr; i++) {
+		const struct mw_dns_rr *r = &a->rr[i];
+
+		if (r->len >= 6 && strncasecmp(r->text, "v=spf1", 6) == 0 &&
+		    (r->len == 6 || r->text[6] == ' ')) {
+			found++;
+			*recp = r->text;
+			*lenp = r->len;
+		}
+	}
+	if (found == 1)
+		note_record(ev, name, *recp, *lenp);
+	else	/* none among the TXT records, or several: show them all */
+		mw_session_note_dns(ev->s, "spf", a);
+	if (found == 0) {
+		if (!top)
+			eval_why(ev, "%s has no SPF record", name);
+		return FETCH_NONE;
+	}
+	if (found > 1) {
+		if (top)
+			eval_why(ev, "more than one SPF record");
+		else
+			eval_why(ev, "%s has more than one SPF record", name);
+		return FETCH_PERMERROR;
+	}
+	return FETCH_ONE;
+}
+
+/*
+ * Check the record and compile it for libspf2 (rewritten where libspf2
+ * would misread it).  SPF_RESULT_PASS here means compiled into *recp;
+ * else the result to give (permerror, or temperror when out of memory),
+ * with eval_why set; where prefixes the texts ("name: " or "").
+ */
+static SPF_result_t
+compile_record(struct spf_eval *ev, SPF_server_t *server,
+    SPF_response_t *resp, SPF_record_t **recp, const char *rec,
+    size_t reclen, const char *where)
+{
+	struct parsed *p = NULL;
+	char *text = NULL, why[160];
+	int upper = 0;
+	SPF_errcode_t err;
+	SPF_result_t res = SPF_RESULT_PERMERROR;
+
+	if (reclen > SPF_MAX_RECORD) {
+		eval_why(ev, "%sSPF record too long", where);
+		return res;
+	}
+	if ((p = malloc(sizeof(*p))) == NULL ||
+	    (text = malloc(SPF_MAX_RECORD * 2 + 1)) == NULL) {
+		eval_why(ev, "out of memory");
+		res = SPF_RESULT_TEMPERROR;
+		goto out;
+	}
+	if (parse_record(p, rec, reclen, &upper, why, sizeof(why)) == -1) {
+		eval_why(ev, "%s%s", where, why);
+		goto out;
+	}
+	/*
+	 * libspf2 1.2.10 URL-encodes (%{L}, %{S}, %{H}) with sprintf("%02x")
+	 * on a plain char: a byte >= 0x80 writes 9 bytes where 3 were sized,
+	 * a heap overflow (CVE-2021-33912; Debian's package has the fix, the
+	 * upstream tarball not).  Those values come from the SMTP client;
+	 * refuse such a record rather than depend on how libspf2 was built.
+	 */
+	if (upper && (has_8bit(ev->sender) || has_8bit(ev->helo))) {
+		eval_why(ev, "%sURL-encoded macro on an 8-bit sender or HELO",
+		    where);
+		goto out;
+	}
+	switch (rewrite_record(p, ev->family, ev->mark, text,
+	    SPF_MAX_RECORD * 2 + 1)) {
+	case 0:
+		break;
+	case -2:
+		eval_why(ev, "%sa term too long for libspf2", where);
+		goto out;
+	default:
+		eval_why(ev, "%sSPF record too long", where);
+		goto out;
+	}
+	err = SPF_record_compile(server, resp, recp, text);
+	if (err != SPF_E_SUCCESS) {
+		eval_why(ev, "%s%s", where, SPF_strerror(err));
+		if (*recp != NULL) {
+			SPF_record_free(*recp);
+			*recp = NULL;
+		}
+		goto out;
+	}
+	res = SPF_RESULT_PASS;
+out:
+	free(p);
+	free(text);
+	return res;
+}
+
 /*
  * Fetch, select, check and compile the SPF record of the current domain
  * (RFC 7208 4.4, 4.5): for the identity's domain, and for every include
@@ -1235,17 +1422,12 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
     SPF_record_t **recp)
 {
 	struct spf_eval *ev = spf_current;
-	const struct mw_dns_answer *a;
-	enum mw_dns_status status;
-	struct parsed *p = NULL;
-	char name[SPF_MAX_NAME + 1], why[160], shown[SPF_MAX_NAME + 1];
+	char name[SPF_MAX_NAME + 1], shown[SPF_MAX_NAME + 1];
 	char where[SPF_MAX_NAME + 4];
-	char *text = NULL;
 	const char *rec = NULL;
 	size_t reclen = 0;
-	int i, found = 0, top, upper = 0;
-	SPF_errcode_t err;
-	SPF_result_t fail = SPF_RESULT_PERMERROR;
+	int top;
+	SPF_result_t res;
 
 	*recp = NULL;
 	if (ev == NULL || ev->abort != ABORT_NONE) {
@@ -1265,8 +1447,7 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 		resp->result = SPF_RESULT_TEMPERROR;
 		return SPF_E_DNS_ERROR;
 	}
-	mw_printable_n(shown, sizeof(shown), req->cur_dom ? req->cur_dom : "",
-	    strlen(req->cur_dom ? req->cur_dom : ""));
+	mw_printable(shown, sizeof(shown), req->cur_dom);
 	if (req->cur_dom == NULL ||
 	    lookup_name(req->cur_dom, name, sizeof(name)) == -1) {
 		/* 4.3: a malformed name has no record */
@@ -1276,121 +1457,27 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 		resp->result = SPF_RESULT_NONE;
 		return SPF_E_NOT_SPF;
 	}
+	switch (fetch_record(ev, name, top, &rec, &reclen)) {
+	case FETCH_ONE:
+		break;
+	case FETCH_NONE:
+		resp->result = SPF_RESULT_NONE;
+		return SPF_E_NOT_SPF;
+	case FETCH_TEMPERROR:
+		resp->result = SPF_RESULT_TEMPERROR;
+		return SPF_E_DNS_ERROR;
+	case FETCH_PERMERROR:
+		resp->result = SPF_RESULT_PERMERROR;
+		return SPF_E_SYNTAX;
+	}
 	/* error texts name the record unless it is the identity's own */
 	snprintf(where, sizeof(where), "%s%s", top ? "" : name, top ? "" :
 	    ": ");
-	a = mw_dns_lookup(ev->dns, name, MW_DNS_TXT);
-	if (ev->abort != ABORT_NONE) {
-		resp->result = SPF_RESULT_TEMPERROR;
-		return SPF_E_DNS_ERROR;
-	}
-	status = a->status;
-	if (status == MW_DNS_PERMFAIL && a->error != NULL &&
-	    strcmp(a->error, "bad name") == 0)
-		status = MW_DNS_NXDOMAIN;	/* a name DNS cannot ask for */
-	if (status != MW_DNS_OK)
-		mw_session_note_dns(ev->s, "spf", a);
-	switch (status) {
-	case MW_DNS_OK:
-		break;
-	case MW_DNS_NXDOMAIN:
-	case MW_DNS_NODATA:
-		if (!top)
-			eval_why(ev, "%s has no SPF record", name);
-		resp->result = SPF_RESULT_NONE;
-		return SPF_E_NOT_SPF;
-	default:
-		if (top)
-			eval_why(ev, "%s looking up its SPF record",
-			    a->error != NULL ? a->error : "DNS error");
-		else
-			eval_why(ev, "%s looking up the SPF record of %s",
-			    a->error != NULL ? a->error : "DNS error", name);
-		resp->result = SPF_RESULT_TEMPERROR;
-		return SPF_E_DNS_ERROR;
-	}
-	for (i = 0; i < a->nrr; i++) {
-		const struct mw_dns_rr *r = &a->rr[i];
-
-		if (r->len >= 6 && strncasecmp(r->text, "v=spf1", 6) == 0 &&
-		    (r->len == 6 || r->text[6] == ' ')) {
-			found++;
-			rec = r->text;
-			reclen = r->len;
-		}
-	}
-	if (found == 1)
-		note_record(ev, name, rec, reclen);
-	else	/* none among the TXT records, or several: show them all */
-		mw_session_note_dns(ev->s, "spf", a);
-	if (found == 0) {
-		if (!top)
-			eval_why(ev, "%s has no SPF record", name);
-		resp->result = SPF_RESULT_NONE;
-		return SPF_E_NOT_SPF;
-	}
-	if (found > 1) {
-		if (top)
-			eval_why(ev, "more than one SPF record");
-		else
-			eval_why(ev, "%s has more than one SPF record", name);
-		goto permerror;
-	}
-	if (reclen > SPF_MAX_RECORD) {
-		eval_why(ev, "%sSPF record too long", where);
-		goto permerror;
-	}
-	if ((p = malloc(sizeof(*p))) == NULL ||
-	    (text = malloc(SPF_MAX_RECORD * 2 + 1)) == NULL) {
-		eval_why(ev, "out of memory");
-		fail = SPF_RESULT_TEMPERROR;
-		goto permerror;
-	}
-	if (parse_record(p, rec, reclen, &upper, why, sizeof(why)) == -1) {
-		eval_why(ev, "%s%s", where, why);
-		goto permerror;
-	}
-	/*
-	 * libspf2 1.2.10 URL-encodes (%{L}, %{S}, %{H}) with sprintf("%02x")
-	 * on a plain char: a byte >= 0x80 writes 9 bytes where 3 were sized,
-	 * a heap overflow (CVE-2021-33912; Debian's package has the fix, the
-	 * upstream tarball not).  Those values come from the SMTP client;
-	 * refuse such a record rather than depend on how libspf2 was built.
-	 */
-	if (upper && (has_8bit(ev->sender) || has_8bit(ev->helo))) {
-		eval_why(ev, "%sURL-encoded macro on an 8-bit sender or HELO",
-		    where);
-		goto permerror;
-	}
-	switch (rewrite_record(p, ev->family, ev->mark, text,
-	    SPF_MAX_RECORD * 2 + 1)) {
-	case 0:
-		break;
-	case -2:
-		eval_why(ev, "%sa term too long for libspf2", where);
-		goto permerror;
-	default:
-		eval_why(ev, "%sSPF record too long", where);
-		goto permerror;
-	}
-	err = SPF_record_compile(server, resp, recp, text);
-	if (err != SPF_E_SUCCESS) {
-		eval_why(ev, "%s%s", where, SPF_strerror(err));
-		if (*recp != NULL) {
-			SPF_record_free(*recp);
-			*recp = NULL;
-		}
-		goto permerror;
-	}
-	free(p);
-	free(text);
-	return SPF_E_SUCCESS;
-
-permerror:
-	free(p);
-	free(text);
-	resp->result = fail;
-	return fail == SPF_RESULT_TEMPERROR ? SPF_E_DNS_ERROR : SPF_E_SYNTAX;
+	res = compile_record(ev, server, resp, recp, rec, reclen, where);
+	if (res == SPF_RESULT_PASS)
+		return SPF_E_SUCCESS;
+	resp->result = res;
+	return res == SPF_RESULT_TEMPERROR ? SPF_E_DNS_ERROR : SPF_E_SYNTAX;
 }
 
 /* libspf2's messages go to our log. */
