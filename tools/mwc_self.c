@@ -1011,24 +1011,18 @@ walk_record(struct spf_walk *w, const char *domain, const char *record,
 		walk_target(w, "redirect=", redirect, depth, top);
 }
 
-static void
-check_spf(struct self *sc)
+/* The domain's one SPF record into *rec; -1 (reported) if not exactly one. */
+static int
+spf_fetch(struct self *sc, const char **rec)
 {
 	const struct mwc_opts *o = sc->o;
 	struct mwc_report *r = &sc->r;
 	const struct mw_dns_answer *a;
-	const struct rview *rv;
-	struct rview nip;
-	struct spf_walk w;
-	struct find_ri f;
-	const char *rec, *p, *nl;
 	char fix[600];
-	int n, fam = AF_INET, notes_shown = 0;
-	uint8_t tmp[16];
+	int n;
 
-	mwc_section(r, "SPF");
 	a = mw_dns_lookup(sc->b, o->domain, MW_DNS_TXT);
-	n = spf_records(a, &rec);
+	n = spf_records(a, rec);
 	snprintf(fix, sizeof(fix), "publish one: %s. TXT \"v=spf1 %s%s%s"
 	    "-all\"", o->domain, o->ip ? (strchr(o->ip, ':') ? "ip6:" :
 	    "ip4:") : "mx", o->ip ? o->ip : "", o->ip ? " mx " : " ");
@@ -1037,23 +1031,189 @@ check_spf(struct self *sc)
 		    "then run this again", "the TXT lookup failed: %s",
 		    why_failed(a));
 		detail_answer(r, a);
-		return;
+		return -1;
 	}
 	if (n == 0) {
 		mwc_item(r, MWC_FAIL, "spf", fix, "%s has no SPF record: "
 		    "receivers cannot tell your servers from forgers",
 		    o->domain);
 		detail_answer(r, a);
-		return;
+		return -1;
 	}
 	if (n > 1) {
 		mwc_item(r, MWC_FAIL, "spf", "merge them into one TXT record",
 		    "%s has %d SPF records; exactly one is allowed (RFC 7208 "
 		    "section 4.5: permerror)", o->domain, n);
 		detail_answer(r, a);
-		return;
+		return -1;
 	}
-	mwc_item(r, MWC_PASS, "spf", NULL, "SPF record: \"%s\"", rec);
+	mwc_item(r, MWC_PASS, "spf", NULL, "SPF record: \"%s\"", *rec);
+	return 0;
+}
+
+/* Does the daemon's SPF check evaluate the record without error? */
+static void
+spf_valid_item(struct self *sc, const struct rview *rv,
+    const struct find_ri *f, int *notes_shown)
+{
+	const struct mwc_opts *o = sc->o;
+	struct mwc_report *r = &sc->r;
+
+	if (!rv->spf_done) {
+		if (rv->trusted)
+			mwc_item(r, MWC_SKIP, "spf-valid", "run it from "
+			    "elsewhere, or with a configuration that does not "
+			    "trust the address", "%s is in trusted_networks "
+			    "of the configuration: the SPF check is skipped",
+			    o->ip);
+		else
+			mwc_item(r, MWC_WARN, "spf-valid", "enable [spf] in "
+			    "the configuration (or give -c with one that "
+			    "does)", "mailwarden's SPF check did not run, so "
+			    "the record could not be evaluated");
+	} else if (rv->spf == MW_AUTH_PERMERROR) {
+		mwc_item(r, MWC_FAIL, "spf-valid", "fix the record: see the "
+		    "error; includes must exist, at most 10 DNS lookups",
+		    "the record is invalid: receivers get spf=permerror%s%s%s",
+		    f->found && f->ri.comment[0] ? " (" : "",
+		    f->found ? f->ri.comment : "", f->found &&
+		    f->ri.comment[0] ? ")" : "");
+		if (!(*notes_shown)++)	/* the evidence once */
+			detail_notes(r, rv, "spf");
+	} else if (rv->spf == MW_AUTH_TEMPERROR) {
+		mwc_item(r, MWC_WARN, "spf-valid", "check the DNS servers of "
+		    "the domains the record names, then run this again",
+		    "evaluating the record failed for now (spf=temperror%s%s)",
+		    f->found && f->ri.comment[0] ? ": " : "", f->found ?
+		    f->ri.comment : "");
+		if (!(*notes_shown)++)	/* the evidence once */
+			detail_notes(r, rv, "spf");
+	} else
+		mwc_item(r, MWC_PASS, "spf-valid", NULL, "the record is valid "
+		    "(mailwarden's SPF check evaluates it without error)");
+}
+
+/* How the record ends: what mail from other servers gets. */
+static void
+spf_all_item(struct mwc_report *r, int top_all)
+{
+	if (top_all == '-')
+		mwc_item(r, MWC_PASS, "spf-all", NULL, "it ends in -all: mail "
+		    "from other servers fails");
+	else if (top_all == '~')
+		mwc_item(r, MWC_PASS, "spf-all", NULL, "it ends in ~all: mail "
+		    "from other servers soft-fails (-all is stricter)");
+	else if (top_all == '?')
+		mwc_item(r, MWC_WARN, "spf-all", "end the record with -all (or "
+		    "~all)", "it ends in ?all: mail from anywhere is "
+		    "\"neutral\", as if there were no record");
+	else if (top_all == '+')
+		mwc_item(r, MWC_FAIL, "spf-all", "end the record with -all (or "
+		    "~all), never +all", "it ends in +all: it authorizes "
+		    "every server on the internet");
+	else
+		mwc_item(r, MWC_WARN, "spf-all", "end the record with -all (or "
+		    "~all)", "it has no \"all\" at the end: mail from other "
+		    "servers gets \"neutral\"");
+}
+
+/* With --ip: does the record authorize that sending address? */
+static void
+spf_ip_item(struct self *sc, const struct rview *rv, int fam,
+    const struct find_ri *f, int *notes_shown)
+{
+	const struct mwc_opts *o = sc->o;
+	struct mwc_report *r = &sc->r;
+	char fix[600];
+
+	snprintf(fix, sizeof(fix), "add %s:%s to the record, before the all",
+	    fam == AF_INET6 ? "ip6" : "ip4", o->ip);
+	switch (rv->spf) {
+	case MW_AUTH_PASS:
+		mwc_item(r, MWC_PASS, "spf-ip", NULL, "it authorizes %s "
+		    "(spf=pass)", o->ip);
+		break;
+	case MW_AUTH_FAIL:
+	case MW_AUTH_SOFTFAIL:
+	case MW_AUTH_NEUTRAL:
+	case MW_AUTH_NONE:
+		mwc_item(r, rv->spf == MW_AUTH_NEUTRAL ? MWC_WARN : MWC_FAIL,
+		    "spf-ip", fix, "it does not authorize %s (spf=%s)", o->ip,
+		    mw_auth_result_name(rv->spf));
+		break;
+	default:
+		mwc_item(r, MWC_WARN, "spf-ip", "fix the record first",
+		    "whether it authorizes %s is unknown (spf=%s)", o->ip,
+		    mw_auth_result_name(rv->spf));
+		break;
+	}
+	if (f->found)
+		mwc_detail(r, "%s", f->ri.text);
+	if (!(*notes_shown)++)	/* the evidence once */
+		detail_notes(r, rv, "spf");
+}
+
+/* What our own walk of the record counted: lookups, voids, ptr, macros. */
+static void
+spf_walk_items(struct mwc_report *r, const struct spf_walk *w)
+{
+	const char *p, *nl;
+
+	if (w->lookups > 10)
+		mwc_item(r, MWC_FAIL, "spf-lookups", "flatten includes into "
+		    "ip4:/ip6: ranges, drop unused ones", "%d DNS lookups: "
+		    "more than 10 is a permerror at every receiver (RFC 7208 "
+		    "section 4.6.4)", w->lookups);
+	else
+		mwc_item(r, MWC_PASS, "spf-lookups", NULL, "%d of at most 10 "
+		    "DNS lookups", w->lookups);
+	for (p = mw_buf_str(&w->tree); (nl = strchr(p, '\n')) != NULL;
+	    p = nl + 1)
+		mwc_detail(r, "%.*s", (int)(nl - p), p);
+	if (w->voids > 2)
+		mwc_item(r, MWC_FAIL, "spf-void", "remove the terms whose names "
+		    "do not exist", "%d void lookups (names that do not "
+		    "exist): more than 2 is a permerror (RFC 7208 section "
+		    "4.6.4)", w->voids);
+	else
+		mwc_item(r, MWC_PASS, "spf-void", NULL, "%d of at most 2 void "
+		    "lookups", w->voids);
+	if (w->ptr > 0)
+		mwc_item(r, MWC_WARN, "spf-ptr", "replace ptr with ip4:/ip6: "
+		    "or a", "it uses the ptr mechanism: slow, and RFC 7208 "
+		    "section 5.5 says not to");
+	if (w->macros > 0)
+		mwc_item(r, MWC_INFO, "spf-macros", NULL, "%d term%s with "
+		    "macros: not counted further", w->macros, w->macros == 1 ?
+		    "" : "s");
+	if (w->problems.len > 0) {
+		mwc_item(r, MWC_WARN, "spf-syntax", "fix the terms named below",
+		    "problems found walking the record");
+		for (p = mw_buf_str(&w->problems); (nl = strchr(p, '\n')) !=
+		    NULL; p = nl + 1)
+			mwc_detail(r, "%.*s", (int)(nl - p), p);
+	}
+}
+
+/*
+ * The SPF section: the record, our walk of it (lookups, the tree), and
+ * the verdict of the daemon's own SPF check as a receiver runs it.
+ */
+static void
+check_spf(struct self *sc)
+{
+	const struct mwc_opts *o = sc->o;
+	const struct rview *rv;
+	struct rview nip;
+	struct spf_walk w;
+	struct find_ri f;
+	const char *rec = NULL;
+	int fam = AF_INET, notes_shown = 0;
+	uint8_t tmp[16];
+
+	mwc_section(&sc->r, "SPF");
+	if (spf_fetch(sc, &rec) == -1)
+		return;
 
 	/* Our own walk: lookups for the report, never the verdict. */
 	memset(&w, 0, sizeof(w));
@@ -1078,120 +1238,11 @@ check_spf(struct self *sc)
 	f.prop = "mailfrom";
 	if (rv->authres != NULL)
 		mwc_authres_split(rv->authres, find_cb, &f);
-	if (!rv->spf_done) {
-		if (rv->trusted)
-			mwc_item(r, MWC_SKIP, "spf-valid", "run it from "
-			    "elsewhere, or with a configuration that does not "
-			    "trust the address", "%s is in trusted_networks "
-			    "of the configuration: the SPF check is skipped",
-			    o->ip);
-		else
-			mwc_item(r, MWC_WARN, "spf-valid", "enable [spf] in "
-			    "the configuration (or give -c with one that "
-			    "does)", "mailwarden's SPF check did not run, so "
-			    "the record could not be evaluated");
-	} else if (rv->spf == MW_AUTH_PERMERROR) {
-		mwc_item(r, MWC_FAIL, "spf-valid", "fix the record: see the "
-		    "error; includes must exist, at most 10 DNS lookups",
-		    "the record is invalid: receivers get spf=permerror%s%s%s",
-		    f.found && f.ri.comment[0] ? " (" : "",
-		    f.found ? f.ri.comment : "", f.found &&
-		    f.ri.comment[0] ? ")" : "");
-		if (!notes_shown++)	/* the evidence once */
-			detail_notes(r, rv, "spf");
-	} else if (rv->spf == MW_AUTH_TEMPERROR) {
-		mwc_item(r, MWC_WARN, "spf-valid", "check the DNS servers of "
-		    "the domains the record names, then run this again",
-		    "evaluating the record failed for now (spf=temperror%s%s)",
-		    f.found && f.ri.comment[0] ? ": " : "", f.found ?
-		    f.ri.comment : "");
-		if (!notes_shown++)	/* the evidence once */
-			detail_notes(r, rv, "spf");
-	} else
-		mwc_item(r, MWC_PASS, "spf-valid", NULL, "the record is valid "
-		    "(mailwarden's SPF check evaluates it without error)");
-
-	if (w.top_all == '-')
-		mwc_item(r, MWC_PASS, "spf-all", NULL, "it ends in -all: mail "
-		    "from other servers fails");
-	else if (w.top_all == '~')
-		mwc_item(r, MWC_PASS, "spf-all", NULL, "it ends in ~all: mail "
-		    "from other servers soft-fails (-all is stricter)");
-	else if (w.top_all == '?')
-		mwc_item(r, MWC_WARN, "spf-all", "end the record with -all (or "
-		    "~all)", "it ends in ?all: mail from anywhere is "
-		    "\"neutral\", as if there were no record");
-	else if (w.top_all == '+')
-		mwc_item(r, MWC_FAIL, "spf-all", "end the record with -all (or "
-		    "~all), never +all", "it ends in +all: it authorizes "
-		    "every server on the internet");
-	else
-		mwc_item(r, MWC_WARN, "spf-all", "end the record with -all (or "
-		    "~all)", "it has no \"all\" at the end: mail from other "
-		    "servers gets \"neutral\"");
-
-	if (o->ip != NULL && rv->spf_done) {
-		snprintf(fix, sizeof(fix), "add %s:%s to the record, before "
-		    "the all", fam == AF_INET6 ? "ip6" : "ip4", o->ip);
-		switch (rv->spf) {
-		case MW_AUTH_PASS:
-			mwc_item(r, MWC_PASS, "spf-ip", NULL, "it authorizes "
-			    "%s (spf=pass)", o->ip);
-			break;
-		case MW_AUTH_FAIL:
-		case MW_AUTH_SOFTFAIL:
-		case MW_AUTH_NEUTRAL:
-		case MW_AUTH_NONE:
-			mwc_item(r, rv->spf == MW_AUTH_NEUTRAL ? MWC_WARN :
-			    MWC_FAIL, "spf-ip", fix, "it does not authorize "
-			    "%s (spf=%s)", o->ip, mw_auth_result_name(rv->spf));
-			break;
-		default:
-			mwc_item(r, MWC_WARN, "spf-ip", "fix the record first",
-			    "whether it authorizes %s is unknown (spf=%s)",
-			    o->ip, mw_auth_result_name(rv->spf));
-			break;
-		}
-		if (f.found)
-			mwc_detail(r, "%s", f.ri.text);
-		if (!notes_shown++)	/* the evidence once */
-			detail_notes(r, rv, "spf");
-	}
-
-	if (w.lookups > 10)
-		mwc_item(r, MWC_FAIL, "spf-lookups", "flatten includes into "
-		    "ip4:/ip6: ranges, drop unused ones", "%d DNS lookups: "
-		    "more than 10 is a permerror at every receiver (RFC 7208 "
-		    "section 4.6.4)", w.lookups);
-	else
-		mwc_item(r, MWC_PASS, "spf-lookups", NULL, "%d of at most 10 "
-		    "DNS lookups", w.lookups);
-	for (p = mw_buf_str(&w.tree); (nl = strchr(p, '\n')) != NULL;
-	    p = nl + 1)
-		mwc_detail(r, "%.*s", (int)(nl - p), p);
-	if (w.voids > 2)
-		mwc_item(r, MWC_FAIL, "spf-void", "remove the terms whose names "
-		    "do not exist", "%d void lookups (names that do not "
-		    "exist): more than 2 is a permerror (RFC 7208 section "
-		    "4.6.4)", w.voids);
-	else
-		mwc_item(r, MWC_PASS, "spf-void", NULL, "%d of at most 2 void "
-		    "lookups", w.voids);
-	if (w.ptr > 0)
-		mwc_item(r, MWC_WARN, "spf-ptr", "replace ptr with ip4:/ip6: "
-		    "or a", "it uses the ptr mechanism: slow, and RFC 7208 "
-		    "section 5.5 says not to");
-	if (w.macros > 0)
-		mwc_item(r, MWC_INFO, "spf-macros", NULL, "%d term%s with "
-		    "macros: not counted further", w.macros, w.macros == 1 ?
-		    "" : "s");
-	if (w.problems.len > 0) {
-		mwc_item(r, MWC_WARN, "spf-syntax", "fix the terms named below",
-		    "problems found walking the record");
-		for (p = mw_buf_str(&w.problems); (nl = strchr(p, '\n')) !=
-		    NULL; p = nl + 1)
-			mwc_detail(r, "%.*s", (int)(nl - p), p);
-	}
+	spf_valid_item(sc, rv, &f, &notes_shown);
+	spf_all_item(&sc->r, w.top_all);
+	if (o->ip != NULL && rv->spf_done)
+		spf_ip_item(sc, rv, fam, &f, &notes_shown);
+	spf_walk_items(&sc->r, &w);
 	mw_buf_free(&w.tree);
 	mw_buf_free(&w.problems);
 	if (o->ip == NULL)
