@@ -646,6 +646,9 @@ verifier_header(struct verifier *v, const char *name, const char *value)
 	size_t len;
 	char *f;
 
+	/* No handle (unsigned message after its end of header): ignore. */
+	if (v->dkim == NULL || v->eoh_done)
+		return;
 	if (is_signature(name)) {
 		v->n_seen++;
 		/* Beyond the limit the library never sees the field. */
@@ -685,6 +688,8 @@ verifier_eoh(struct verifier *v)
 	dkim_canon_t hc, bc;
 	int i, nsigs = 0;
 
+	if (v->dkim == NULL || v->eoh_done)
+		return;
 	v->eoh = dkim_eoh(v->dkim);
 	v->eoh_done = 1;
 	if (v->eoh != DKIM_STAT_OK ||
@@ -756,7 +761,8 @@ verifier_body(struct verifier *v, const unsigned char *buf, size_t len)
 {
 	size_t i;
 
-	if (v->too_long || v->eoh != DKIM_STAT_OK)
+	if (v->dkim == NULL || !v->eoh_done || v->too_long ||
+	    v->eoh != DKIM_STAT_OK)
 		return;
 	for (i = 0; i < len; i++) {
 		unsigned char c = buf[i];
@@ -953,7 +959,7 @@ verifier_finish(struct verifier *v, struct sigres *res, size_t max)
 	int i, nsigs = 0;
 	size_t n = 0;
 
-	if (v->n_fed == 0)
+	if (v->n_fed == 0 || v->dkim == NULL)
 		return 0;
 	if (v->eoh_done && v->eoh == DKIM_STAT_OK && !v->too_long) {
 		/*
@@ -1128,9 +1134,11 @@ dkim_on_eoh(struct mw_session *s, const void *vc, void *vst)
 	struct dkim_global *g = global_of(s);
 
 	(void)vc;
+	if (g == NULL)
+		return;
 	if (st->sg != NULL)
 		mw_dkim_sign_eoh(st->sg, g->lib, g->cfg, msg_id(s));
-	if (st->v != NULL) {
+	if (st->v != NULL && st->v->dkim != NULL) {
 		if (st->v->n_fed == 0) {
 			/* Unsigned: nothing to hash. */
 			dkim_free(st->v->dkim);
@@ -1352,6 +1360,8 @@ dkim_on_eom(struct mw_session *s, const void *vc, void *vst)
 	size_t i;
 
 	(void)vc;
+	if (g == NULL)
+		return;
 	if (st->sg != NULL)
 		sign_eom(s, st);
 	if (st->v == NULL)

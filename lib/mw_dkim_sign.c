@@ -531,6 +531,7 @@ struct mw_dkim_signer {
 	int		 n_from;
 	char		*from;		/* value of the From field */
 	int		 failed;	/* do not sign this message */
+	int		 eoh_done;	/* header complete: no more fields */
 	int		 last;		/* last body byte, -1 = none */
 	DKIM_LIB	*lib;
 	const struct mw_dkim_cfg *cfg;
@@ -578,6 +579,7 @@ mw_dkim_signer_reset(struct mw_dkim_signer *sg)
 	sg->from = NULL;
 	sg->n_from = 0;
 	sg->failed = 0;
+	sg->eoh_done = 0;
 	sg->keep_fields = 0;
 	sg->last = -1;
 }
@@ -615,7 +617,7 @@ void
 mw_dkim_sign_header(struct mw_dkim_signer *sg, const char *name,
     const char *value)
 {
-	if (sg->failed)
+	if (sg->failed || sg->eoh_done)
 		return;
 	if (strcasecmp(name, "From") == 0) {
 		sg->n_from++;
@@ -894,6 +896,10 @@ mw_dkim_sign_eoh(struct mw_dkim_signer *sg, void *vlib,
 	size_t f;
 	int i, n;
 
+	/* Once per message: a second end of header would add jobs. */
+	if (sg->eoh_done)
+		return;
+	sg->eoh_done = 1;
 	if (sg->failed || lib == NULL || !c->sign || c->n_keys == 0)
 		goto out;
 	sg->lib = lib;

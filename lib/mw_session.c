@@ -702,14 +702,40 @@ parse_size_param(const char *v, unsigned long long *out)
 	return 0;
 }
 
+/*
+ * A per-message event that cannot come where it came: outside a
+ * transaction (RCPT, header, ... after an ABORT or before any MAIL), a
+ * header after the end of the header, a second end of header, a body
+ * chunk before the end of the header.  No MTA sends these; a peer that
+ * does gets a tempfail and no check runs, so no module ever sees an
+ * event for a message it has no state for.
+ */
+static const struct mw_verdict *
+out_of_order(struct mw_session *s, const char *event)
+{
+	mw_log(LOG_WARNING, "%s: milter protocol: %s out of order "
+	    "(after %s%s); tempfail", s->queue_id ? s->queue_id : "NOQUEUE",
+	    event, phase_name(s->phase), s->in_transaction ? "" :
+	    ", no transaction");
+	mw_verdict_set(&s->verdict, MW_TEMPFAIL, 451, "4.3.0",
+	    "Temporary local problem (out-of-order milter command)");
+	return &s->verdict;
+}
+
 const struct mw_verdict *
 mw_session_mail(struct mw_session *s, const char *from, char *const *args,
     size_t nargs)
 {
 	size_t i;
 
+	/*
+	 * A new message: log the unfinished one, then start from clean
+	 * per-message state whatever came before (an ABORT followed by
+	 * stray events must not leave anything behind for this message).
+	 */
 	if (s->in_transaction)
 		mw_session_abort(s);
+	reset_transaction(s);
 	s->phase = MW_PH_MAIL;
 	s->in_transaction = 1;
 	s->n_messages++;
@@ -779,6 +805,10 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 
 	(void)args;
 	(void)nargs;
+	if (!s->in_transaction || s->phase > MW_PH_RCPT) {
+		free(r);
+		return out_of_order(s, "RCPT");
+	}
 	s->phase = MW_PH_RCPT;
 	if (r == NULL) {
 		mw_verdict_set(&s->verdict, MW_TEMPFAIL, 451, "4.3.0",
@@ -822,6 +852,8 @@ is_authres_name(const char *name)
 const struct mw_verdict *
 mw_session_header(struct mw_session *s, const char *name, const char *value)
 {
+	if (!s->in_transaction || s->phase > MW_PH_HEADER)
+		return out_of_order(s, "header");
 	s->phase = MW_PH_HEADER;
 	if (name == NULL)
 		name = "";
@@ -855,6 +887,8 @@ mw_session_header(struct mw_session *s, const char *name, const char *value)
 const struct mw_verdict *
 mw_session_eoh(struct mw_session *s)
 {
+	if (!s->in_transaction || s->phase > MW_PH_HEADER)
+		return out_of_order(s, "end of header");
 	s->phase = MW_PH_EOH;
 	RUN_HOOK(s, on_eoh);
 	return decide(s, 0, 0);
@@ -863,6 +897,9 @@ mw_session_eoh(struct mw_session *s)
 const struct mw_verdict *
 mw_session_body(struct mw_session *s, const unsigned char *buf, size_t len)
 {
+	if (!s->in_transaction || s->phase < MW_PH_EOH ||
+	    s->phase > MW_PH_BODY)
+		return out_of_order(s, "body");
 	s->phase = MW_PH_BODY;
 	s->body_bytes += len;
 	RUN_HOOK(s, on_body, buf, len);
@@ -975,6 +1012,10 @@ mw_session_eom(struct mw_session *s)
 	const struct mw_verdict *v;
 	size_t i;
 
+	if (!s->in_transaction) {
+		clear_changes(s);
+		return out_of_order(s, "end of message");
+	}
 	s->phase = MW_PH_EOM;
 	clear_changes(s);
 	s->quarantine[0] = '\0';

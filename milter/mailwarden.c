@@ -131,11 +131,18 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 static sfsistat
 cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
-	struct mw_ctx *mctx = ctx_get();
-	struct mw_session *s = mw_session_new(mctx);
+	struct mw_ctx *mctx;
+	struct mw_session *s = session_of(ctx);
 	char ip[INET6_ADDRSTRLEN] = "";
 	int port = 0;
 
+	/* A second CONNECT on one milter connection: start over. */
+	if (s != NULL) {
+		smfi_setpriv(ctx, NULL);
+		mw_session_free(s);
+	}
+	mctx = ctx_get();
+	s = mw_session_new(mctx);
 	mw_ctx_unref(mctx);
 	if (s == NULL)
 		return tempfail_nomem(ctx);
