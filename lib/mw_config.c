@@ -316,6 +316,42 @@ set_milter(struct mw_config *c, const char *k, const char *v, char *err,
 		return mw_set_string(&c->group, v, err, errlen);
 	if (strcmp(k, "pidfile") == 0)
 		return mw_set_string(&c->pidfile, v, err, errlen);
+	if (strcmp(k, "auto_restart") == 0)
+		return mw_parse_bool(v, &c->auto_restart, err, errlen);
+	if (strcmp(k, "auto_restart_rate") == 0) {
+		/* N/period: at most N restarts in any period ("10/1h"). */
+		const char *slash = strchr(v, '/');
+		char num[32];
+
+		if (slash == NULL || (size_t)(slash - v) >= sizeof(num)) {
+			snprintf(err, errlen, "auto_restart_rate \"%s\": "
+			    "expected N/period such as 10/1h", v);
+			return -1;
+		}
+		memcpy(num, v, (size_t)(slash - v));
+		num[slash - v] = '\0';
+		if (mw_parse_int(num, 1, 10000, &l, err, errlen) == -1 ||
+		    mw_parse_duration(slash + 1, &c->restart_period, err,
+		    errlen) == -1)
+			return -1;
+		if (c->restart_period < 1) {
+			snprintf(err, errlen, "auto_restart_rate \"%s\": the "
+			    "period must be at least 1s", v);
+			return -1;
+		}
+		c->restart_max = (int)l;
+		return 0;
+	}
+	if (strcmp(k, "timeout") == 0) {
+		if (mw_parse_duration(v, &c->milter_timeout, err, errlen) == -1)
+			return -1;
+		if (c->milter_timeout < 1 || c->milter_timeout > 86400) {
+			snprintf(err, errlen, "timeout \"%s\": expected 1s to "
+			    "1d", v);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(k, "authserv_id") == 0) {
 		/* It is a token in a header: keep it a plain domain-ish word. */
 		for (i = 0; v[i] != '\0'; i++)
@@ -479,6 +515,11 @@ config_new(void)
 	c->socket_mode = 0660;
 	c->user = strdup("mailwarden");
 	c->group = strdup("");
+	c->auto_restart = true;
+	c->restart_max = 10;
+	c->restart_period = 3600;
+	/* Postfix's smtpd_timeout (300s) plus its milter_command_timeout. */
+	c->milter_timeout = 330;
 	c->log_level = LOG_INFO;
 	c->log_facility = LOG_MAIL;
 	c->log_facility_name = strdup("mail");
@@ -604,9 +645,12 @@ mw_config_dump(const struct mw_config *c, void *vfp)
 
 	fprintf(fp, "[milter]\nsocket = %s\nsocket_mode = %04o\nuser = %s\n"
 	    "group = %s\nauthserv_id = %s\ndry_run = %s\n"
-	    "trusted_networks = %zu networks\n\n",
+	    "trusted_networks = %zu networks\nauto_restart = %s\n"
+	    "auto_restart_rate = %d/%lds\ntimeout = %lds\n\n",
 	    c->socket, c->socket_mode, c->user, c->group, c->authserv_id,
-	    c->dry_run ? "yes" : "no", c->trusted_networks.n);
+	    c->dry_run ? "yes" : "no", c->trusted_networks.n,
+	    c->auto_restart ? "yes" : "no", c->restart_max,
+	    c->restart_period, c->milter_timeout);
 	fprintf(fp, "[policy]\nreject_score = %g\ntempfail_score = %g\n"
 	    "exempt_recipients =", c->reject_score, c->tempfail_score);
 	for (i = 0; i < c->n_exempt_localparts; i++)

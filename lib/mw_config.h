@@ -38,6 +38,10 @@ struct mw_config {
 	int			 log_facility;
 	struct mw_cidr_list	 trusted_networks;
 	char			*pidfile;
+	bool			 auto_restart;	/* supervise the worker */
+	int			 restart_max;	/* auto_restart_rate N/period */
+	long			 restart_period; /* seconds */
+	long			 milter_timeout; /* smfi_settimeout, seconds */
 
 	/* [policy] */
 	double			 reject_score;

@@ -18,8 +18,10 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -30,10 +32,12 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libmilter/mfapi.h>
@@ -53,6 +57,14 @@
 /* The live context; replaced on SIGHUP.  Sessions hold a reference. */
 static struct mw_ctx *current_ctx;
 static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Open milter connections against the descriptor limit, to warn before
+ * the limit is reached (idle connections used to exhaust it).  Written
+ * only by the connect/close callbacks.
+ */
+static atomic_ulong n_sessions;
+static atomic_int near_limit_warned;
+static unsigned long nofile_limit;
 
 static struct mw_ctx *
 ctx_get(void)
@@ -128,6 +140,32 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	return SMFIS_CONTINUE;
 }
 
+/*
+ * Count open sessions; warn once when they use most of the descriptor
+ * limit (each needs its milter connection and DNS/Redis sockets), and
+ * again after they dropped well below it.
+ */
+static void
+count_session(int delta)
+{
+	unsigned long n;
+
+	if (delta > 0)
+		n = atomic_fetch_add(&n_sessions, 1) + 1;
+	else
+		n = atomic_fetch_sub(&n_sessions, 1) - 1;
+	if (nofile_limit == 0)
+		return;
+	if (n >= nofile_limit * 3 / 8 &&
+	    atomic_exchange(&near_limit_warned, 1) == 0)
+		mw_log(LOG_WARNING, "%lu open milter connections, near the "
+		    "open files limit (%lu): raise LimitNOFILE, or lower "
+		    "[milter] timeout to close idle connections sooner", n,
+		    nofile_limit);
+	else if (n < nofile_limit / 4)
+		atomic_store(&near_limit_warned, 0);
+}
+
 static sfsistat
 cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
@@ -140,12 +178,15 @@ cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	if (s != NULL) {
 		smfi_setpriv(ctx, NULL);
 		mw_session_free(s);
-	}
+	} else
+		count_session(1);
 	mctx = ctx_get();
 	s = mw_session_new(mctx);
 	mw_ctx_unref(mctx);
-	if (s == NULL)
+	if (s == NULL) {
+		count_session(-1);
 		return tempfail_nomem(ctx);
+	}
 	smfi_setpriv(ctx, s);
 	if (sa != NULL && sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)sa;
@@ -329,6 +370,7 @@ cb_close(SMFICTX *ctx)
 	if (s != NULL) {
 		smfi_setpriv(ctx, NULL);
 		mw_session_free(s);
+		count_session(-1);
 	}
 	return SMFIS_CONTINUE;
 }
@@ -393,6 +435,29 @@ unix_socket_path(const char *spec)
 	return NULL;
 }
 
+/* The group for a unix socket, or -1 if none is configured or known. */
+static int
+socket_gid(const struct mw_config *cfg, gid_t *gid)
+{
+	if (cfg->group[0] != '\0') {
+		struct group *gr = getgrnam(cfg->group);
+
+		if (gr == NULL)
+			return -1;
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	if (cfg->user[0] != '\0') {
+		struct passwd *pw = getpwnam(cfg->user);
+
+		if (pw == NULL)
+			return -1;
+		*gid = pw->pw_gid;
+		return 0;
+	}
+	return -1;
+}
+
 static int
 open_socket(const struct mw_config *cfg)
 {
@@ -415,15 +480,36 @@ open_socket(const struct mw_config *cfg)
 		if (chmod(path, cfg->socket_mode) != 0)
 			mw_log(LOG_WARNING, "chmod %s: %s", path,
 			    strerror(errno));
-		if (cfg->group[0] != '\0') {
-			struct group *gr = getgrnam(cfg->group);
+		gid_t gid;
 
-			if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) != 0)
-				mw_log(LOG_WARNING, "chgrp %s %s failed", path,
-				    cfg->group);
-		}
+		/*
+		 * The socket's group: [milter] group, else the primary group
+		 * of [milter] user -- the group Postfix's user is put in.
+		 */
+		if (socket_gid(cfg, &gid) == 0 &&
+		    chown(path, (uid_t)-1, gid) != 0)
+			mw_log(LOG_WARNING, "chgrp %s: %s", path,
+			    strerror(errno));
 	} else
 		set_nodelay_on_listener();
+	return 0;
+}
+
+/* [milter] user and group must exist (checked by -t and at start). */
+static int
+check_accounts(const struct mw_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->user[0] != '\0' && getpwnam(cfg->user) == NULL) {
+		snprintf(err, errlen, "[milter] user \"%s\" does not exist "
+		    "(create it, or set user = to an existing account)",
+		    cfg->user);
+		return -1;
+	}
+	if (cfg->group[0] != '\0' && getgrnam(cfg->group) == NULL) {
+		snprintf(err, errlen, "[milter] group \"%s\" does not exist",
+		    cfg->group);
+		return -1;
+	}
 	return 0;
 }
 
@@ -434,8 +520,14 @@ drop_privileges(const struct mw_config *cfg)
 	struct passwd *pw;
 	gid_t gid;
 
-	if (geteuid() != 0 || cfg->user[0] == '\0')
+	if (geteuid() != 0)
 		return 0;
+	if (cfg->user[0] == '\0') {
+		mw_log(LOG_WARNING, "%s: [milter] user is empty: running as "
+		    "root (every check then parses hostile input as root; set "
+		    "user = mailwarden)", cfg->path);
+		return 0;
+	}
 	if ((pw = getpwnam(cfg->user)) == NULL) {
 		mw_log(LOG_ERR, "%s: [milter] user \"%s\" does not exist "
 		    "(create it, or set user = to an existing account)",
@@ -515,15 +607,210 @@ usage(void)
 	exit(EX_USAGE);
 }
 
+/*
+ * Raise the descriptor limit to the hard limit: every SMTP session is a
+ * milter connection, plus its DNS and Redis sockets.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			mw_log(LOG_WARNING, "cannot raise the open files limit "
+			    "from %llu to %llu: %s", (unsigned long long)was,
+			    (unsigned long long)rl.rlim_max, strerror(errno));
+			rl.rlim_cur = was;
+		}
+	}
+	nofile_limit = (unsigned long)rl.rlim_cur;
+	if (nofile_limit < 4096)
+		mw_log(LOG_WARNING, "open files limit is %lu: at most about "
+		    "%lu simultaneous SMTP sessions (raise LimitNOFILE / "
+		    "ulimit -n)", nofile_limit, nofile_limit / 2);
+}
+
+static int
+write_pidfile(const char *file)
+{
+	FILE *fp;
+
+	if (file == NULL || *file == '\0')
+		return 0;
+	if ((fp = fopen(file, "w")) == NULL) {
+		mw_log(LOG_ERR, "pidfile %s: %s", file, strerror(errno));
+		return -1;
+	}
+	fprintf(fp, "%ld\n", (long)getpid());
+	if (fclose(fp) != 0) {
+		mw_log(LOG_ERR, "pidfile %s: %s", file, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The worker: runs libmilter on the socket the parent opened and keeps
+ * the main thread in sigwait() (see the top of the file).  Returns the
+ * exit status.
+ */
+static int
+run_worker(const char *path)
+{
+	int status = MI_SUCCESS, sig;
+	pthread_t tid;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (pthread_create(&tid, NULL, milter_thread, &status) != 0) {
+		mw_log(LOG_ERR, "cannot start the milter thread");
+		return EX_OSERR;
+	}
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(path);
+			continue;
+		}
+		break;
+	}
+	mw_log(LOG_INFO, "stopping (signal %d)", sig);
+	smfi_stop();
+	pthread_join(tid, NULL);
+	mw_ctx_unref(current_ctx);
+	current_ctx = NULL;
+	return status == MI_SUCCESS ? 0 : EX_SOFTWARE;
+}
+
+static pid_t
+start_worker(const char *path, const sigset_t *parent_mask)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		/* A fresh signal state for the worker. */
+		pthread_sigmask(SIG_SETMASK, parent_mask, NULL);
+		exit(run_worker(path));
+	}
+	if (pid == -1)
+		mw_log(LOG_ERR, "fork: %s", strerror(errno));
+	return pid;
+}
+
+/*
+ * The supervisor ([milter] auto_restart, like OpenDKIM's AutoRestart):
+ * the parent keeps the listening socket and the pristine context, and
+ * forks a worker that serves the milter.  If the worker dies (a crash:
+ * libmilter 8.17 reads past its macro array on an odd macro list), the
+ * sessions it held get the MTA's milter_default_action and a new worker
+ * takes the socket over at once -- connections that arrive meanwhile
+ * wait in the listen queue.  At most restart_max restarts per
+ * restart_period, then the supervisor gives up (and systemd's
+ * Restart=on-failure takes over).  SIGHUP and SIGTERM go to the worker.
+ */
+static int
+supervise(const char *path, const struct mw_config *cfg)
+{
+	time_t *when;
+	int n_when = 0, i, sig, st;
+	unsigned long restarts = 0;
+	sigset_t set, old;
+	pid_t worker, pid;
+	int stopping = 0, rc = 0;
+
+	if ((when = calloc((size_t)cfg->restart_max, sizeof(*when))) == NULL)
+		return EX_OSERR;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	if ((worker = start_worker(path, &old)) == -1) {
+		free(when);
+		return EX_OSERR;
+	}
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP || sig == SIGTERM || sig == SIGINT) {
+			if (sig != SIGHUP)
+				stopping = 1;
+			if (worker > 0)
+				kill(worker, sig);
+			continue;
+		}
+		/* SIGCHLD */
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			time_t now = time(NULL);
+
+			if (pid != worker)
+				continue;
+			worker = -1;
+			if (stopping || (WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+				rc = WIFEXITED(st) ? WEXITSTATUS(st) :
+				    EX_SOFTWARE;
+				goto out;
+			}
+			if (WIFSIGNALED(st))
+				mw_log(LOG_ERR, "worker %ld killed by signal %d "
+				    "(%s)", (long)pid, WTERMSIG(st),
+				    strsignal(WTERMSIG(st)));
+			else
+				mw_log(LOG_ERR, "worker %ld exited with status "
+				    "%d", (long)pid, WEXITSTATUS(st));
+			/* Restarts within the last period. */
+			for (i = 0; i < n_when; i++)
+				if (now - when[i] >= cfg->restart_period) {
+					memmove(&when[i], &when[i + 1],
+					    (size_t)(n_when - i - 1) *
+					    sizeof(*when));
+					n_when--;
+					i--;
+				}
+			if (n_when >= cfg->restart_max) {
+				mw_log(LOG_ERR, "%d restarts within %lds "
+				    "([milter] auto_restart_rate): giving up",
+				    n_when, cfg->restart_period);
+				rc = EX_SOFTWARE;
+				goto out;
+			}
+			when[n_when++] = now;
+			restarts++;
+			if ((worker = start_worker(path, &old)) == -1) {
+				rc = EX_OSERR;
+				goto out;
+			}
+			mw_log(LOG_WARNING, "worker restarted as %ld (restart "
+			    "%lu; %d of at most %d within %lds)", (long)worker,
+			    restarts, n_when, cfg->restart_max,
+			    cfg->restart_period);
+		}
+	}
+out:
+	free(when);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *path = DEFAULT_CONFIG;
+	const struct mw_config *mc;
 	struct mw_config *cfg;
-	int ch, foreground = 0, check_only = 0, status = 0, sig;
-	char err[1024], abspath[PATH_MAX];
-	pthread_t tid;
-	sigset_t set;
+	int ch, foreground = 0, check_only = 0, rc;
+	char err[1024], abspath[PATH_MAX], *pidfile = NULL;
 
 	while ((ch = getopt(argc, argv, "c:fthV")) != -1) {
 		switch (ch) {
@@ -558,6 +845,14 @@ main(int argc, char **argv)
 	}
 	mw_log_open("mailwarden", cfg->log_facility, cfg->log_level,
 	    foreground || check_only);
+	if (check_accounts(cfg, err, sizeof(err)) == -1) {
+		if (check_only)
+			fprintf(stderr, "mailwarden: %s: %s\n", path, err);
+		else
+			mw_log(LOG_ERR, "%s: %s", path, err);
+		mw_config_free(cfg);
+		return EX_CONFIG;
+	}
 	if (check_only) {
 		/* Build everything the daemon would (resolver, keys, ...). */
 		if (mw_ctx_new(cfg, &current_ctx, err, sizeof(err)) == -1) {
@@ -576,6 +871,8 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	cfg = NULL;	/* owned by the ctx now */
+	mc = mw_ctx_config(current_ctx);
+	raise_nofile();
 	if (smfi_register(milter_desc) != MI_SUCCESS) {
 		mw_log(LOG_ERR, "smfi_register failed");
 		return EX_SOFTWARE;
@@ -593,46 +890,30 @@ main(int argc, char **argv)
 	if (smfi_setmaxdatasize(MW_MILTER_MAX_DATA) == 0)
 		mw_log(LOG_WARNING, "libmilter refused a %d-byte data size: "
 		    "header fields above 64 kB will fail", MW_MILTER_MAX_DATA);
-	if (open_socket(mw_ctx_config(current_ctx)) == -1)
+	if (smfi_settimeout((int)mc->milter_timeout) != MI_SUCCESS)
+		mw_log(LOG_WARNING, "smfi_settimeout(%ld) failed",
+		    mc->milter_timeout);
+	if (open_socket(mc) == -1)
 		return EX_UNAVAILABLE;
-	if (drop_privileges(mw_ctx_config(current_ctx)) == -1)
+	if (drop_privileges(mc) == -1)
 		return EX_NOPERM;
 	if (!foreground && daemon(0, 0) != 0) {
 		mw_log(LOG_ERR, "daemon: %s", strerror(errno));
 		return EX_OSERR;
 	}
-	if (mw_ctx_config(current_ctx)->pidfile != NULL) {
-		FILE *fp = fopen(mw_ctx_config(current_ctx)->pidfile, "w");
-
-		if (fp != NULL) {
-			fprintf(fp, "%ld\n", (long)getpid());
-			fclose(fp);
-		}
-	}
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (pthread_create(&tid, NULL, milter_thread, &status) != 0) {
-		mw_log(LOG_ERR, "cannot start the milter thread");
+	if (write_pidfile(mc->pidfile) == -1)
+		return EX_CANTCREAT;
+	mw_log(LOG_INFO, "mailwarden %s started on %s%s", PACKAGE_VERSION,
+	    mc->socket, mc->auto_restart ? " (auto_restart)" : "");
+	if (mc->pidfile != NULL && (pidfile = strdup(mc->pidfile)) == NULL)
 		return EX_OSERR;
-	}
-	mw_log(LOG_INFO, "mailwarden %s started on %s", PACKAGE_VERSION,
-	    mw_ctx_config(current_ctx)->socket);
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			reload(path);
-			continue;
-		}
-		break;
-	}
-	mw_log(LOG_INFO, "stopping (signal %d)", sig);
-	smfi_stop();
-	pthread_join(tid, NULL);
-	mw_ctx_unref(current_ctx);
-	return status == MI_SUCCESS ? 0 : EX_SOFTWARE;
+	if (mc->auto_restart) {
+		rc = supervise(path, mc);
+		mw_ctx_unref(current_ctx);
+	} else
+		rc = run_worker(path);
+	if (pidfile != NULL)
+		(void)unlink(pidfile);
+	free(pidfile);
+	return rc;
 }
