@@ -346,6 +346,22 @@ contains_nocase(const char *hay, const char *needle)
 	return 0;
 }
 
+/*
+ * Same authserv-id, ignoring case and one trailing dot on either side
+ * ("mx.example." is the fully qualified spelling of "mx.example").
+ */
+static int
+same_id(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	if (na > 0 && a[na - 1] == '.')
+		na--;
+	if (nb > 0 && b[nb - 1] == '.')
+		nb--;
+	return na == nb && na > 0 && strncasecmp(a, b, na) == 0;
+}
+
 int
 mw_authres_claims_id(const char *value, const char *authserv_id)
 {
@@ -371,5 +387,5 @@ mw_authres_claims_id(const char *value, const char *authserv_id)
 			id[n++] = *p++;
 	}
 	id[n] = '\0';
-	return strcasecmp(id, authserv_id) == 0;
+	return same_id(id, authserv_id);
 }

@@ -48,6 +48,7 @@
 #include <openssl/x509.h>
 
 #include "mw_dkim.h"
+#include "mw_session_priv.h"
 #include "mw_log.h"
 #include "mw_text.h"
 
@@ -213,7 +214,7 @@ load_key_file(struct mw_dkim_key *k, char *err, size_t errlen)
 	int fd, ret = -1;
 	char why[200];
 
-	if ((fd = open(k->path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(k->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "key file %s: %s", k->path,
 		    strerror(errno));
 		return -1;
@@ -416,8 +417,9 @@ mw_dkim_keytable_load(struct mw_dkim_cfg *c, const char *path, char *err,
 	char line[2048], origin[1200], why[300], *base, *slash;
 	int lineno = 0, ret = 0;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "keytable %s: %s", path, strerror(errno));
+	if ((fp = mw_open_regular(path, MW_CONFIG_MAX_BYTES, why,
+	    sizeof(why))) == NULL) {
+		snprintf(err, errlen, "keytable %s", why);
 		return -1;
 	}
 	/* Relative key paths in a keytable are relative to the keytable. */
@@ -619,7 +621,7 @@ mw_dkim_sign_header(struct mw_dkim_signer *sg, const char *name,
 {
 	if (sg->failed || sg->eoh_done)
 		return;
-	if (strcasecmp(name, "From") == 0) {
+	if (mw_header_name_is(name, "From")) {
 		sg->n_from++;
 		if (sg->from == NULL)
 			sg->from = strdup(value);

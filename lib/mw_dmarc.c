@@ -204,6 +204,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 {
 	struct dmarc_cfg *c = vc;
 	size_t i, n;
+	char why[300];
 
 	(void)mc;
 	if (c->psl_file == NULL || c->reject_text == NULL ||
@@ -230,6 +231,13 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 		snprintf(err, errlen, "psl_file %s: %s (apt-get install "
 		    "publicsuffix, or set psl_file)", c->psl_file,
 		    strerror(errno));
+		return -1;
+	}
+	/* Never a directory, FIFO or /dev/zero: the loader would hang. */
+	if (c->enabled && *c->psl_file != '\0' &&
+	    mw_check_regular(c->psl_file, MW_CONFIG_MAX_BYTES, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "psl_file %s", why);
 		return -1;
 	}
 	return 0;
@@ -789,7 +797,7 @@ dmarc_on_header(struct mw_session *s, const void *vc, void *vst,
 	size_t i;
 
 	(void)vc;
-	if (strcasecmp(name, "From") != 0)
+	if (!mw_header_name_is(name, "From"))
 		return;
 	if (++st->n_from > 1)
 		return;

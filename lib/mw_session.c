@@ -843,10 +843,20 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 	return v;
 }
 
+int
+mw_header_name_is(const char *name, const char *want)
+{
+	size_t n = strlen(name), w = strlen(want);
+
+	while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t'))
+		n--;
+	return n == w && strncasecmp(name, want, n) == 0;
+}
+
 static int
 is_authres_name(const char *name)
 {
-	return strcasecmp(name, "Authentication-Results") == 0;
+	return mw_header_name_is(name, "Authentication-Results");
 }
 
 const struct mw_verdict *

@@ -118,6 +118,14 @@ struct mw_session {
 	void			*global[MW_MAX_MODULES];
 };
 
+/*
+ * Is this header field name `want`?  Case-insensitive, and white space
+ * between the name and the colon is ignored (RFC 5322 section 4.5.3,
+ * obsolete syntax: "From : x" is a From field, whatever the MTA passes
+ * on).  Every check that looks for a field by name uses this.
+ */
+int	mw_header_name_is(const char *name, const char *want);
+
 void	mw_session_act(struct mw_session *s, const struct mw_action *a,
 	    int code, const char *xcode, const char *fmt, ...)
 	    __attribute__((format(printf, 5, 6)));
