@@ -23,6 +23,7 @@ struct mw_cidr {
 struct mw_cidr_list {
 	struct mw_cidr	*v;
 	size_t		 n;
+	size_t		 cap;	/* allocated; grows by doubling */
 };
 
 /* Parse one "addr" or "addr/prefix"; 0 or -1 with err. */

@@ -6,12 +6,20 @@
  * syntax error.  We feed inih through our own line reader so that we
  * know the line number of every key (the Debian build of inih does not
  * pass it to handlers) and can refuse over-long lines instead of having
- * them split silently.
+ * them split silently.  The file must be a regular file of at most
+ * MW_CONFIG_MAX_BYTES, opened without blocking (a FIFO or a device named
+ * by -c is refused, never waited on).  A key set twice in a section is
+ * an error naming both lines, unless it is a list key (list_keys[]).
  */
 #include "config.h"
 
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -34,7 +42,78 @@ struct loader {
 	int			 err_line;	/* first error, 0 = none */
 	char			 err[400];
 	int			 trusted_seen;	/* file sets trusted_networks */
+	unsigned long		 bytes;		/* read so far */
+	int			 read_errno;	/* a read error, 0 = none */
+	struct seen_key {
+		char	*section, *key;
+		int	 line;
+	}			*seen;		/* scalar keys set so far */
+	size_t			 n_seen;
 };
+
+/*
+ * Keys that may be repeated (their values add up).  Every other key is
+ * a scalar: setting it twice is a mistake worth stopping for.
+ */
+static const char *const list_keys[] = {
+	"milter.trusted_networks", "policy.exempt_recipients",
+	"helo.our_names", "helo.our_ips", "dnsbl.zone", "dkim.key",
+	"dkim.keytable", "dkim.sign_headers", "dkim.oversign_headers",
+	"dmarc.override_domains",
+};
+
+static int
+is_list_key(const char *section, const char *key)
+{
+	size_t i, n = strlen(section);
+
+	for (i = 0; i < sizeof(list_keys) / sizeof(list_keys[0]); i++)
+		if (strncmp(list_keys[i], section, n) == 0 &&
+		    list_keys[i][n] == '.' &&
+		    strcmp(list_keys[i] + n + 1, key) == 0)
+			return 1;
+	return 0;
+}
+
+/* The line a scalar key was first set on, or 0 (and remember this one). */
+static int
+seen_before(struct loader *ld, const char *section, const char *key)
+{
+	struct seen_key *nv;
+	size_t i;
+
+	if (is_list_key(section, key))
+		return 0;
+	for (i = 0; i < ld->n_seen; i++)
+		if (strcmp(ld->seen[i].section, section) == 0 &&
+		    strcmp(ld->seen[i].key, key) == 0)
+			return ld->seen[i].line;
+	if ((nv = realloc(ld->seen, (ld->n_seen + 1) * sizeof(*nv))) == NULL)
+		return 0;
+	ld->seen = nv;
+	nv[ld->n_seen].section = strdup(section);
+	nv[ld->n_seen].key = strdup(key);
+	nv[ld->n_seen].line = ld->line;
+	if (nv[ld->n_seen].section == NULL || nv[ld->n_seen].key == NULL) {
+		free(nv[ld->n_seen].section);
+		free(nv[ld->n_seen].key);
+		return 0;
+	}
+	ld->n_seen++;
+	return 0;
+}
+
+static void
+seen_free(struct loader *ld)
+{
+	size_t i;
+
+	for (i = 0; i < ld->n_seen; i++) {
+		free(ld->seen[i].section);
+		free(ld->seen[i].key);
+	}
+	free(ld->seen);
+}
 
 static void
 loader_error(struct loader *ld, const char *fmt, ...)
@@ -61,8 +140,17 @@ read_line(char *str, int num, void *stream)
 
 	for (;;) {
 		c = getc(ld->fp);
-		if (c == EOF)
+		if (c == EOF) {
+			if (ferror(ld->fp) && ld->read_errno == 0)
+				ld->read_errno = errno != 0 ? errno : EIO;
 			break;
+		}
+		/* Files whose size stat() does not tell (/proc) are bounded too. */
+		if (++ld->bytes > MW_CONFIG_MAX_BYTES) {
+			ld->read_errno = EFBIG;
+			c = EOF;
+			break;
+		}
 		if (n < num - 2)
 			str[n++] = (char)c;
 		else if (c != '\n')
@@ -89,6 +177,56 @@ read_line(char *str, int num, void *stream)
 		snprintf(str, (size_t)num, ";\n");
 	}
 	return str;
+}
+
+FILE *
+mw_open_regular(const char *path, unsigned long long max, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	FILE *fp;
+	int fd, fl;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) ==
+	    -1) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file (%s)", path,
+		    S_ISDIR(st.st_mode) ? "a directory" :
+		    S_ISFIFO(st.st_mode) ? "a FIFO" :
+		    S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" :
+		    S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
+		close(fd);
+		return NULL;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		snprintf(err, errlen, "%s: %lld bytes, more than the %llu "
+		    "allowed", path, (long long)st.st_size, max);
+		close(fd);
+		return NULL;
+	}
+	if ((fl = fcntl(fd, F_GETFL)) != -1)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+	}
+	return fp;
+}
+
+int
+mw_check_regular(const char *path, unsigned long long max, char *err,
+    size_t errlen)
+{
+	FILE *fp = mw_open_regular(path, max, err, errlen);
+
+	if (fp == NULL)
+		return -1;
+	fclose(fp);
+	return 0;
 }
 
 int
@@ -280,6 +418,119 @@ static const struct {
 	{ "local7", LOG_LOCAL7 },
 };
 
+/*
+ * A libmilter socket spec, checked the way libmilter will use it:
+ * unix:/absolute/path (fits a sockaddr_un), inet:PORT[@HOST],
+ * inet6:PORT[@HOST] with PORT 1..65535 and HOST an address of the family
+ * or a name that resolves to one.
+ */
+static int
+check_socket(const char *v, char *err, size_t errlen)
+{
+	const char *spec = v, *at, *host;
+	struct addrinfo hints, *res = NULL;
+	char port[16];
+	long l;
+	size_t n;
+	int six, e;
+
+	if (strncmp(v, "unix:", 5) == 0 || strncmp(v, "local:", 6) == 0) {
+		const char *path = strchr(v, ':') + 1;
+
+		if (*path != '/') {
+			snprintf(err, errlen, "socket \"%s\": expected an "
+			    "absolute path after %.*s", v,
+			    (int)(path - v), v);
+			return -1;
+		}
+		if (strlen(path) >= 108) {
+			snprintf(err, errlen, "socket \"%s\": path longer than "
+			    "107 bytes", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(v, "inet:", 5) == 0)
+		six = 0, spec = v + 5;
+	else if (strncmp(v, "inet6:", 6) == 0)
+		six = 1, spec = v + 6;
+	else {
+		snprintf(err, errlen, "socket \"%s\": expected unix:/path, "
+		    "inet:port@host or inet6:port@host", v);
+		return -1;
+	}
+	at = strchr(spec, '@');
+	n = at != NULL ? (size_t)(at - spec) : strlen(spec);
+	if (n == 0 || n >= sizeof(port) || strspn(spec, "0123456789") != n) {
+		snprintf(err, errlen, "socket \"%s\": the port must be a "
+		    "number from 1 to 65535", v);
+		return -1;
+	}
+	memcpy(port, spec, n);
+	port[n] = '\0';
+	l = strtol(port, NULL, 10);
+	if (l < 1 || l > 65535) {
+		snprintf(err, errlen, "socket \"%s\": port %s is not in 1 to "
+		    "65535", v, port);
+		return -1;
+	}
+	if (at == NULL)
+		return 0;	/* every address */
+	host = at + 1;
+	if (*host == '\0') {
+		snprintf(err, errlen, "socket \"%s\": empty host after '@'",
+		    v);
+		return -1;
+	}
+	if (strpbrk(host, "[]") != NULL) {
+		snprintf(err, errlen, "socket \"%s\": write the address "
+		    "without brackets (inet6:8891@::1)", v);
+		return -1;
+	}
+	/*
+	 * An address of the family, or a host name (letters, digits, '-',
+	 * '.'); the daemon resolves names when it starts and with -t
+	 * (mw_config_socket_host), never the loader.
+	 */
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = six ? AF_INET6 : AF_INET;
+	hints.ai_flags = AI_NUMERICHOST;
+	if ((e = getaddrinfo(host, NULL, &hints, &res)) == 0) {
+		freeaddrinfo(res);
+		return 0;
+	}
+	if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-.") != strlen(host) || strchr(host, ':') != NULL) {
+		snprintf(err, errlen, "socket \"%s\": host %s is not an %s "
+		    "address or a host name", v, host, six ? "IPv6" : "IPv4");
+		return -1;
+	}
+	return 0;
+}
+
+int
+mw_config_socket_host(const struct mw_config *c, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	const char *at;
+	int e;
+
+	if (strncmp(c->socket, "inet", 4) != 0 ||
+	    (at = strchr(c->socket, '@')) == NULL)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = strncmp(c->socket, "inet6:", 6) == 0 ? AF_INET6 :
+	    AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	if ((e = getaddrinfo(at + 1, NULL, &hints, &res)) != 0) {
+		snprintf(err, errlen, "[milter] socket %s: host %s: %s",
+		    c->socket, at + 1, gai_strerror(e));
+		return -1;
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
 static int
 set_milter(struct mw_config *c, const char *k, const char *v, char *err,
     size_t errlen)
@@ -288,12 +539,8 @@ set_milter(struct mw_config *c, const char *k, const char *v, char *err,
 	size_t i;
 
 	if (strcmp(k, "socket") == 0) {
-		if (strncmp(v, "unix:", 5) != 0 && strncmp(v, "local:", 6) != 0 &&
-		    strncmp(v, "inet:", 5) != 0 && strncmp(v, "inet6:", 6) != 0) {
-			snprintf(err, errlen, "socket \"%s\": expected "
-			    "unix:/path, inet:port@host or inet6:port@host", v);
+		if (check_socket(v, err, errlen) == -1)
 			return -1;
-		}
 		return mw_set_string(&c->socket, v, err, errlen);
 	}
 	if (strcmp(k, "socket_mode") == 0) {
@@ -457,6 +704,11 @@ handler(void *user, const char *section, const char *name, const char *value)
 	int idx, r;
 
 	err[0] = '\0';
+	if ((r = seen_before(ld, section, name)) != 0) {
+		loader_error(ld, "[%s] %s set twice (lines %d and %d): keep "
+		    "one", section, name, r, ld->line);
+		return 0;
+	}
 	if (strcmp(section, "milter") == 0) {
 		/* The first trusted_networks line replaces the default. */
 		if (strcmp(name, "trusted_networks") == 0 && !ld->trusted_seen) {
@@ -567,14 +819,24 @@ mw_config_load(const char *path, struct mw_config **cfgp, char *err,
 		return -1;
 	}
 	ld.cfg = c;
-	if ((ld.fp = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-		    strerror(errno));
+	if ((ld.fp = mw_open_regular(path, MW_CONFIG_MAX_BYTES, err,
+	    errlen)) == NULL) {
 		mw_config_free(c);
 		return -1;
 	}
 	r = ini_parse_stream(read_line, &ld, handler, &ld);
 	fclose(ld.fp);
+	seen_free(&ld);
+	if (ld.read_errno != 0 && ld.err_line == 0) {
+		if (ld.read_errno == EFBIG)
+			snprintf(err, errlen, "%s: more than %d bytes", path,
+			    MW_CONFIG_MAX_BYTES);
+		else
+			snprintf(err, errlen, "%s: cannot read: %s", path,
+			    strerror(ld.read_errno));
+		mw_config_free(c);
+		return -1;
+	}
 	if (ld.err_line != 0 || r != 0) {
 		if (ld.err_line != 0 && (r <= 0 || ld.err_line <= r))
 			snprintf(err, errlen, "%s:%d: %s", path, ld.err_line,

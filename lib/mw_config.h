@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "mw_cidr.h"
 
@@ -65,6 +66,12 @@ struct mw_config {
 int	mw_config_load(const char *path, struct mw_config **cfgp, char *err,
 	    size_t errlen);
 void	mw_config_free(struct mw_config *cfg);
+/*
+ * Does the host of an inet: socket resolve?  (The loader checks only its
+ * syntax; the daemon asks at start and with -t.)  0, or -1 with err.
+ */
+int	mw_config_socket_host(const struct mw_config *cfg, char *err,
+	    size_t errlen);
 /* Print the effective configuration, every key, in ini form. */
 void	mw_config_dump(const struct mw_config *cfg, void *fp);
 
@@ -81,6 +88,18 @@ int	mw_parse_double(const char *s, double min, double max, double *out,
 int	mw_parse_duration(const char *s, long *out, char *err, size_t errlen);
 /* Size: "26214400", "25M", "512k" -> bytes. */
 int	mw_parse_size(const char *s, unsigned long long *out, char *err,
+	    size_t errlen);
+/*
+ * Files the configuration names (the ini file itself, key tables, the
+ * public suffix list ...): regular files only -- a directory, FIFO or
+ * device is refused, never waited on (opened O_NONBLOCK) -- and at most
+ * max bytes.  NULL / -1 with err set ("path: not a regular file (a
+ * FIFO)").
+ */
+#define MW_CONFIG_MAX_BYTES	(16 * 1024 * 1024)
+FILE	*mw_open_regular(const char *path, unsigned long long max, char *err,
+	    size_t errlen);
+int	mw_check_regular(const char *path, unsigned long long max, char *err,
 	    size_t errlen);
 /* Replace *dst with a copy of s. */
 int	mw_set_string(char **dst, const char *s, char *err, size_t errlen);

@@ -225,7 +225,7 @@ static int
 parse_server(struct gl_cfg *c, const char *v, char *err, size_t errlen)
 {
 	const char *colon, *host = v;
-	size_t hostlen;
+	size_t hostlen, i;
 	long port = 6379;
 
 	if (strncmp(v, "unix:", 5) == 0 || v[0] == '/') {
@@ -266,6 +266,14 @@ parse_server(struct gl_cfg *c, const char *v, char *err, size_t errlen)
 		snprintf(err, errlen, "\"%s\": bad host", v);
 		return -1;
 	}
+	/* A host name or an address: letters, digits, '.', '-', ':' */
+	for (i = 0; i < hostlen; i++)
+		if (!isalnum((unsigned char)host[i]) && host[i] != '.' &&
+		    host[i] != '-' && host[i] != '_' && host[i] != ':') {
+			snprintf(err, errlen, "\"%s\": bad host (a name, an "
+			    "IPv4 address, [IPv6]:port or unix:/path)", v);
+			return -1;
+		}
 	if (colon != NULL && mw_parse_int(colon + 1, 1, 65535, &port, err,
 	    errlen) == -1)
 		return -1;

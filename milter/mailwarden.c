@@ -845,7 +845,8 @@ main(int argc, char **argv)
 	}
 	mw_log_open("mailwarden", cfg->log_facility, cfg->log_level,
 	    foreground || check_only);
-	if (check_accounts(cfg, err, sizeof(err)) == -1) {
+	if (check_accounts(cfg, err, sizeof(err)) == -1 ||
+	    mw_config_socket_host(cfg, err, sizeof(err)) == -1) {
 		if (check_only)
 			fprintf(stderr, "mailwarden: %s: %s\n", path, err);
 		else
