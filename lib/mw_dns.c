@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <ares.h>
@@ -606,11 +607,58 @@ skip_name(const unsigned char *m, int len, int off)
 	return -1;
 }
 
+#define DNS_TYPE_CNAME_RR	5
+#define MW_DNS_MAX_CNAMES	16	/* CNAMEs of one answer we follow */
+
 struct scan {
 	unsigned int	minttl;		/* smallest TTL in the answer section */
 	int		nmatch;		/* answer records of the asked type */
 	unsigned int	negttl;		/* from an SOA in authority */
+	int		cname_loop;	/* no data, and the CNAMEs loop */
 };
+
+/* "a.example." and "A.Example" are the same name. */
+static int
+same_name(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+
+	if (na > 0 && a[na - 1] == '.')
+		na--;
+	if (nb > 0 && b[nb - 1] == '.')
+		nb--;
+	return na == nb && strncasecmp(a, b, na) == 0;
+}
+
+/*
+ * An answer without the asked type: do its CNAMEs, followed from the
+ * name asked, come back to a name already seen?  (A recursive resolver
+ * answers a loop with SERVFAIL; a server that hands us the loop itself
+ * must not make it read as "no record".)
+ */
+static int
+cname_loops(const char *qname, char *const *owner, char *const *target,
+    int n)
+{
+	const char *seen[MW_DNS_MAX_CNAMES + 1];
+	const char *cur = qname;
+	int nseen = 0, i, j;
+
+	seen[nseen++] = qname;
+	for (;;) {
+		for (i = 0; i < n && !same_name(owner[i], cur); i++)
+			;
+		if (i == n)
+			return 0;	/* the chain ends */
+		cur = target[i];
+		for (j = 0; j < nseen; j++)
+			if (same_name(seen[j], cur))
+				return 1;
+		if (nseen > MW_DNS_MAX_CNAMES)
+			return 0;
+		seen[nseen++] = cur;
+	}
+}
 
 /*
  * Record data we decode ourselves: CNAME (c-ares has no parser for it)
@@ -658,11 +706,14 @@ scan_reply(struct mw_dns_query *q, const unsigned char *m, int len,
     struct scan *s, int collect)
 {
 	unsigned int	qd, an, ns, i, ttl, min;
-	int		off, p, type, rdlen, rc;
+	int		off, p, type, rdlen, rc, ncn = 0, k;
+	char		*owner[MW_DNS_MAX_CNAMES], *target[MW_DNS_MAX_CNAMES];
+	long		enclen;
 
 	s->minttl = UINT_MAX;
 	s->nmatch = 0;
 	s->negttl = MW_DNS_NEG_DEFAULT;
+	s->cname_loop = 0;
 	if (m == NULL || len < DNS_HDRSIZE)
 		return -1;
 	qd = get16(m + 4);
@@ -675,8 +726,10 @@ scan_reply(struct mw_dns_query *q, const unsigned char *m, int len,
 		off += 4;
 	}
 	for (i = 0; i < an + ns; i++) {
+		int name_off = off;
+
 		if ((off = skip_name(m, len, off)) < 0 || off + 10 > len)
-			return -1;
+			goto bad;
 		type = (int)get16(m + off);
 		ttl = get32(m + off + 4);
 		if (ttl > INT32_MAX)
@@ -684,22 +737,38 @@ scan_reply(struct mw_dns_query *q, const unsigned char *m, int len,
 		rdlen = (int)get16(m + off + 8);
 		off += 10;
 		if (off + rdlen > len)
-			return -1;
+			goto bad;
 		if (i < an) {
 			if (ttl < s->minttl)
 				s->minttl = ttl;
 			if (type == q->ans.type) {
 				s->nmatch++;
 				if (collect && (rc = collect_rr(q, m, len, off,
-				    rdlen, ttl)) != 0)
+				    rdlen, ttl)) != 0) {
+					for (k = 0; k < ncn; k++) {
+						ares_free_string(owner[k]);
+						ares_free_string(target[k]);
+					}
 					return rc;
+				}
+			} else if (type == DNS_TYPE_CNAME_RR &&
+			    ncn < MW_DNS_MAX_CNAMES) {
+				if (ares_expand_name(m + name_off, m, len,
+				    &owner[ncn], &enclen) != ARES_SUCCESS)
+					goto bad;
+				if (ares_expand_name(m + off, m, len,
+				    &target[ncn], &enclen) != ARES_SUCCESS) {
+					ares_free_string(owner[ncn]);
+					goto bad;
+				}
+				ncn++;
 			}
 		} else if (type == DNS_TYPE_SOA) {
 			/* mname, rname, then five 32-bit numbers. */
 			p = skip_name(m, off + rdlen, off);
 			p = skip_name(m, off + rdlen, p);
 			if (p < 0 || p + 20 > off + rdlen)
-				return -1;
+				goto bad;
 			min = get32(m + p + 16);
 			s->negttl = ttl < min ? ttl : min;
 		}
@@ -707,7 +776,19 @@ scan_reply(struct mw_dns_query *q, const unsigned char *m, int len,
 	}
 	if (s->minttl == UINT_MAX)
 		s->minttl = 0;
+	if (s->nmatch == 0 && ncn > 0 && q->ans.name != NULL)
+		s->cname_loop = cname_loops(q->ans.name, owner, target, ncn);
+	for (k = 0; k < ncn; k++) {
+		ares_free_string(owner[k]);
+		ares_free_string(target[k]);
+	}
 	return 0;
+bad:
+	for (k = 0; k < ncn; k++) {
+		ares_free_string(owner[k]);
+		ares_free_string(target[k]);
+	}
+	return -1;
 }
 
 static void
@@ -730,6 +811,10 @@ parse_failed(struct mw_dns_query *q, int rc, const struct scan *s)
 	switch (rc) {
 	case ARES_ENODATA:
 		/* e.g. only a CNAME to a name without the type */
+		if (s->cname_loop) {
+			complete(q, MW_DNS_TEMPFAIL, "CNAME loop");
+			break;
+		}
 		q->ans.ttl = s->negttl;
 		complete(q, MW_DNS_NODATA, NULL);
 		break;
@@ -737,7 +822,12 @@ parse_failed(struct mw_dns_query *q, int rc, const struct scan *s)
 		complete(q, MW_DNS_TEMPFAIL, "out of memory");
 		break;
 	default:
-		complete(q, MW_DNS_PERMFAIL, "bad response");
+		/*
+		 * The message was well formed (scan_reply read it) but the
+		 * record data is not what its type allows (a PTR target that
+		 * is no host name): a property of the record, permanent.
+		 */
+		complete(q, MW_DNS_PERMFAIL, "bad record data");
 		break;
 	}
 }
@@ -761,7 +851,7 @@ parse_reply(struct mw_dns_query *q, const unsigned char *abuf, int alen)
 		if (rc == -2)
 			complete(q, MW_DNS_TEMPFAIL, "out of memory");
 		else
-			complete(q, MW_DNS_PERMFAIL, "bad response");
+			complete(q, MW_DNS_TEMPFAIL, "malformed reply");
 		return;
 	}
 	rc = ARES_SUCCESS;
@@ -863,6 +953,10 @@ parse_reply(struct mw_dns_query *q, const unsigned char *abuf, int alen)
 		return;
 	}
 	if (q->ans.nrr == 0) {
+		if (s.cname_loop) {
+			complete(q, MW_DNS_TEMPFAIL, "CNAME loop");
+			return;
+		}
 		q->ans.ttl = s.negttl;
 		complete(q, MW_DNS_NODATA, NULL);
 		return;
@@ -888,8 +982,14 @@ on_reply(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	case ARES_ENOTFOUND:	/* c-ares' name for NXDOMAIN */
 	case ARES_ENODATA:	/* NOERROR, empty answer section */
 		/* A bad authority section only costs the default TTL. */
-		if (scan_reply(q, abuf, alen, &s, 0) != 0)
+		if (scan_reply(q, abuf, alen, &s, 0) != 0) {
 			s.negttl = MW_DNS_NEG_DEFAULT;
+			s.cname_loop = 0;
+		}
+		if (s.cname_loop) {
+			complete(q, MW_DNS_TEMPFAIL, "CNAME loop");
+			break;
+		}
 		q->ans.ttl = s.negttl;
 		complete(q, status == ARES_ENOTFOUND ? MW_DNS_NXDOMAIN :
 		    MW_DNS_NODATA, NULL);
@@ -917,10 +1017,10 @@ on_reply(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 		complete(q, MW_DNS_TEMPFAIL, "cancelled");
 		break;
 	case ARES_EBADRESP:
-		complete(q, MW_DNS_PERMFAIL, "bad response");
+		complete(q, MW_DNS_TEMPFAIL, "malformed reply");
 		break;
 	case ARES_EFORMERR:
-		complete(q, MW_DNS_PERMFAIL, "FORMERR");
+		complete(q, MW_DNS_TEMPFAIL, "FORMERR");
 		break;
 	case ARES_EBADNAME:
 		complete(q, MW_DNS_PERMFAIL, "bad name");

@@ -49,13 +49,35 @@ enum mw_dns_type {
  * "could not find out" matters for every check: a temporary error must
  * never be read as "not listed" or "no PTR".
  */
+/*
+ * One classification of every DNS outcome, for every check (RFC 8601
+ * section 2.7: temperror is "a temporary (generally DNS) error",
+ * permerror "a permanent error ... in the record"):
+ *
+ *   OK        records of the asked type (a CNAME chain followed)
+ *   NXDOMAIN  the name does not exist                -> "no record"
+ *   NODATA    the name exists, no record of the type -> "no record"
+ *   TEMPFAIL  timeout, SERVFAIL, REFUSED, NOTIMP, FORMERR, a malformed
+ *             or truncated reply, a CNAME loop (resolvers answer it with
+ *             SERVFAIL), network error, out of memory: the answer may be
+ *             different later                        -> temperror
+ *   PERMFAIL  the name itself cannot be asked (empty label, label over
+ *             63 or name over 253 bytes), or a well-formed reply whose
+ *             record data its type does not allow (a PTR target that is
+ *             no host name)                          -> permerror
+ *
+ * What a record says (syntax, a NUL in it, a duplicated tag) is the
+ * check's business, never the DNS layer's: the DNS layer hands over the
+ * record bytes exactly (TXT may hold NULs: use len).  error is a short
+ * reason for TEMPFAIL/PERMFAIL for logs and notes.
+ */
 enum mw_dns_status {
 	MW_DNS_PENDING = 0,	/* still outstanding */
 	MW_DNS_OK,		/* at least one record of the asked type */
 	MW_DNS_NXDOMAIN,	/* the name does not exist */
 	MW_DNS_NODATA,		/* the name exists, no record of this type */
-	MW_DNS_TEMPFAIL,	/* timeout, SERVFAIL, refused, network error */
-	MW_DNS_PERMFAIL		/* malformed answer, bad name (label > 63) */
+	MW_DNS_TEMPFAIL,	/* timeout, SERVFAIL, malformed reply, loop */
+	MW_DNS_PERMFAIL		/* a name that cannot be asked, bad record data */
 };
 
 struct mw_dns_rr {

@@ -394,11 +394,20 @@ test_fault(int port)
 	ok(has(a, MW_DNS_TEMPFAIL, NULL), "REFUSED: TEMPFAIL (%s)",
 	    a->error ? a->error : "");
 	a = mw_dns_lookup(b, "garbage.dnstest.test", MW_DNS_A);
-	ok(has(a, MW_DNS_PERMFAIL, NULL),
-	    "cut-short answer: PERMFAIL (%s)", a->error ? a->error : "");
+	ok(has(a, MW_DNS_TEMPFAIL, NULL) && a->error != NULL &&
+	    strcmp(a->error, "malformed reply") == 0,
+	    "cut-short answer: TEMPFAIL (%s)", a->error ? a->error : "");
 	a = mw_dns_lookup(b, "garbage.dnstest.test", MW_DNS_A);
-	ok(has(a, MW_DNS_PERMFAIL, NULL) && !a->from_cache,
-	    "PERMFAIL is not cached");
+	ok(has(a, MW_DNS_TEMPFAIL, NULL) && !a->from_cache,
+	    "a malformed reply is not cached");
+	a = mw_dns_lookup(b, "loop1.fault.test", MW_DNS_A);
+	ok(has(a, MW_DNS_TEMPFAIL, NULL) && a->error != NULL &&
+	    strcmp(a->error, "CNAME loop") == 0,
+	    "CNAME loop: TEMPFAIL, not \"no record\" (%s)",
+	    a->error ? a->error : "");
+	a = mw_dns_lookup(b, "loop2.fault.test", MW_DNS_TXT);
+	ok(has(a, MW_DNS_TEMPFAIL, NULL), "CNAME loop, TXT: TEMPFAIL (%s)",
+	    a->error ? a->error : "");
 
 	/* Timeouts, two at once: no answer, and bytes that are no answer. */
 	t0 = now_ms();
