@@ -184,7 +184,8 @@ def replay(spec, lines, out=sys.stdout):
         sock.close()
 
 
-def probe(spec, limit):
+def probe_quiet(spec, limit):
+    """Milliseconds until the milter answered a CONNECT, None if never."""
     import time
     t0 = time.monotonic()
     while time.monotonic() - t0 < limit:
@@ -196,13 +197,20 @@ def probe(spec, limit):
                 read_reply(sock)
                 sock.sendall(encode("connect probe.example 192.0.2.1")[0])
                 if read_answer(sock):
-                    print("%d" % ((time.monotonic() - t0) * 1000))
-                    return 0
+                    return (time.monotonic() - t0) * 1000
             finally:
                 sock.close()
         except (Lost, OSError):
             time.sleep(0.005)
-    return 1
+    return None
+
+
+def probe(spec, limit):
+    ms = probe_quiet(spec, limit)
+    if ms is None:
+        return 1
+    print("%d" % ms)
+    return 0
 
 
 def main():

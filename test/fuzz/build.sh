@@ -1,5 +1,6 @@
 #!/bin/sh
-# Build the SPF fuzz harness with clang, libFuzzer, ASan and UBSan.
+# Build the libFuzzer harnesses (fuzz_spf, fuzz_session, fuzz_ini; or
+# those MW_FUZZ_HARNESSES names) with clang, ASan and UBSan.
 #
 #	test/fuzz/build.sh [LIBSPF2_SRC]
 #
@@ -71,9 +72,17 @@ CFG
 	done
 	spf_libs="$obj/spf/*.o -lresolv"
 fi
-# shellcheck disable=SC2086
-$CC $CFLAGS -fsanitize=fuzzer -o "$out/fuzz_spf" "$src_fuzz/fuzz_spf.c" \
-    "$src_fuzz/stub_dns.c" $srcs $spf_libs \
-    $(pkg-config --cflags --libs opendkim hiredis inih openssl) \
-    -lopendmarc -lpthread -lm
-echo "built $out/fuzz_spf"
+# The library once, instrumented for coverage; then one binary per harness.
+mkdir -p "$obj/lib"
+for f in $srcs "$src_fuzz/stub_dns.c"; do
+	# shellcheck disable=SC2086
+	$CC $CFLAGS -fsanitize=fuzzer-no-link $(pkg-config --cflags opendkim hiredis inih openssl) \
+	    -c "$f" -o "$obj/lib/$(basename "$f" .c).o"
+done
+for h in ${MW_FUZZ_HARNESSES:-fuzz_spf fuzz_session fuzz_ini}; do
+	# shellcheck disable=SC2086
+	$CC $CFLAGS -fsanitize=fuzzer -o "$out/$h" "$src_fuzz/$h.c" "$obj"/lib/*.o \
+	    $spf_libs $(pkg-config --libs opendkim hiredis inih openssl) \
+	    -lopendmarc -lpthread -lm
+	echo "built $out/$h"
+done
