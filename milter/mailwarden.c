@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -696,9 +697,16 @@ run_worker(const char *path)
 static pid_t
 start_worker(const char *path, const sigset_t *parent_mask)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	if (pid == 0) {
+		/*
+		 * The worker goes with its supervisor: a SIGKILLed supervisor
+		 * must not leave a worker holding the socket.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    getppid() != parent)
+			_exit(EX_OSERR);
 		/* A fresh signal state for the worker. */
 		pthread_sigmask(SIG_SETMASK, parent_mask, NULL);
 		exit(run_worker(path));
