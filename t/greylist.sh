@@ -89,6 +89,14 @@ delay = 1
 server = 127.0.0.1:@REDIS_PORT@
 EOF
         for line in "$@"; do printf '%s\n' "$line"; done
+    } | {
+        # a server line given replaces the default one (a key set twice
+        # is an error)
+        if printf '%s\n' "$@" | grep -q '^server *='; then
+            sed '0,/^server = 127\.0\.0\.1:@REDIS_PORT@$/{//d}'
+        else
+            cat
+        fi
     } | mw_config_write "$file"
 }
 
