@@ -234,7 +234,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 		return -1;
 	}
 	/* Never a directory, FIFO or /dev/zero: the loader would hang. */
-	if (c->enabled && *c->psl_file != '\0' &&
+	if (*c->psl_file != '\0' &&
 	    mw_check_regular(c->psl_file, MW_CONFIG_MAX_BYTES, why,
 	    sizeof(why)) == -1) {
 		snprintf(err, errlen, "psl_file %s", why);

@@ -165,7 +165,7 @@ test_config(void)
 static void
 test_cidr(void)
 {
-	struct mw_cidr_list l = { NULL, 0 };
+	struct mw_cidr_list l = { NULL, 0, 0 };
 	char err[256];
 
 	ok(mw_cidr_list_parse(&l, "192.0.2.0/24 198.51.100.7,2001:db8::/48",
