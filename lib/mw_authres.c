@@ -34,6 +34,9 @@ struct mw_authres {
 	int		 count;
 	int		 dropped;	/* resinfos left out at MW_AR_MAX */
 	int		 line_len;	/* length of the current folded line */
+	mw_authres_observer *observer;
+	void		*observer_arg;
+	char		 method[64], result[64];	/* the current resinfo */
 };
 
 /* RFC 2045 tspecials, plus space and controls: not in a token. */
@@ -233,6 +236,18 @@ mw_authres_result(struct mw_authres *ar, const char *method,
 		mw_buf_puts(&ar->summary, " ");
 	mw_buf_puts(&ar->summary, word);
 	ar->count++;
+	snprintf(ar->method, sizeof(ar->method), "%s", method);
+	snprintf(ar->result, sizeof(ar->result), "%s", result);
+	if (ar->observer != NULL)
+		ar->observer(ar->observer_arg, method, result, NULL, NULL, NULL);
+}
+
+void
+mw_authres_set_observer(struct mw_authres *ar, mw_authres_observer *fn,
+    void *arg)
+{
+	ar->observer = fn;
+	ar->observer_arg = arg;
 }
 
 void
@@ -258,6 +273,9 @@ mw_authres_prop(struct mw_authres *ar, const char *ptype,
 	mw_quote_value(value, v, sizeof(v));
 	snprintf(word, sizeof(word), "%s.%s=%s", ptype, property, v);
 	add_word(ar, word);
+	if (ar->observer != NULL)
+		ar->observer(ar->observer_arg, ar->method, ar->result, ptype,
+		    property, value);
 }
 
 void

@@ -39,6 +39,16 @@ void	mw_authres_prop(struct mw_authres *ar, const char *ptype,
 void	mw_authres_comment(struct mw_authres *ar, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
+/*
+ * Watch what is added (statistics): fn is called with each new result
+ * (ptype and property NULL) and with each property of the current one.
+ */
+typedef void mw_authres_observer(void *arg, const char *method,
+	    const char *result, const char *ptype, const char *property,
+	    const char *value);
+void	mw_authres_set_observer(struct mw_authres *ar, mw_authres_observer *fn,
+	    void *arg);
+
 /* Number of resinfos added. */
 int	mw_authres_count(const struct mw_authres *ar);
 /*

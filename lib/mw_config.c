@@ -26,6 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -49,6 +52,7 @@ struct loader {
 		int	 line;
 	}			*seen;		/* scalar keys set so far */
 	size_t			 n_seen;
+	int			 stats_allow_seen;
 };
 
 /*
@@ -695,6 +699,141 @@ set_dns(struct mw_config *c, const char *k, const char *v, char *err,
 	return 1;
 }
 
+int
+mw_parse_hostport(const char *s, int *family, unsigned char addr[16],
+    int *port, char *err, size_t errlen)
+{
+	char host[128];
+	const char *p, *colon;
+	long l;
+	size_t n;
+
+	memset(addr, 0, 16);
+	if (*s == '[') {
+		if ((p = strchr(s, ']')) == NULL || p[1] != ':')
+			goto bad;
+		n = (size_t)(p - s - 1);
+		colon = p + 1;
+		s++;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			goto bad;
+		n = (size_t)(colon - s);
+	}
+	if (n == 0 || n >= sizeof(host))
+		goto bad;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (inet_pton(AF_INET, host, addr) == 1)
+		*family = AF_INET;
+	else if (inet_pton(AF_INET6, host, addr) == 1)
+		*family = AF_INET6;
+	else
+		goto bad;
+	if (mw_parse_int(colon + 1, 1, 65535, &l, err, errlen) == -1)
+		goto bad;
+	*port = (int)l;
+	return 0;
+bad:
+	snprintf(err, errlen, "\"%s\" is not ADDRESS:PORT (an IP address, "
+	    "IPv6 in brackets: 127.0.0.1:9732, [::1]:9732)", s);
+	return -1;
+}
+
+static int
+set_stats(struct mw_config *c, const char *k, const char *v, char *err,
+    size_t errlen)
+{
+	if (strcmp(k, "listen") == 0) {
+		int fam, port;
+		unsigned char a[16];
+
+		if (*v != '\0' && mw_parse_hostport(v, &fam, a, &port, err,
+		    errlen) == -1)
+			return -1;
+		return mw_set_string(&c->stats_listen, v, err, errlen);
+	}
+	if (strcmp(k, "allow") == 0)
+		return mw_cidr_list_parse(&c->stats_allow, v, err, errlen);
+	if (strcmp(k, "user") == 0) {
+		if (*v == '\0' || strchr(v, ':') != NULL) {
+			snprintf(err, errlen, "user \"%s\": not empty, no ':'",
+			    v);
+			return -1;
+		}
+		return mw_set_string(&c->stats_user, v, err, errlen);
+	}
+	if (strcmp(k, "password_file") == 0)
+		return mw_set_string(&c->stats_password_file, v, err, errlen);
+	if (strcmp(k, "history") == 0)
+		return mw_parse_int(v, 0, 10000, &c->stats_history, err, errlen);
+	if (strcmp(k, "show_addresses") == 0)
+		return mw_parse_bool(v, &c->stats_show_addresses, err, errlen);
+	if (strcmp(k, "max_connections") == 0)
+		return mw_parse_int(v, 1, 1000, &c->stats_max_connections, err,
+		    errlen);
+	if (strcmp(k, "timeout") == 0)
+		return mw_parse_duration(v, &c->stats_timeout, err, errlen);
+	return 1;
+}
+
+/*
+ * [stats] as a whole: read the password file (it must not be readable
+ * by others), and insist on a password when the listener is reachable
+ * from other hosts.
+ */
+static int
+check_stats(struct mw_config *c, char *err, size_t errlen)
+{
+	struct stat sb;
+	char buf[256];
+	FILE *fp;
+	size_t n;
+	int fam = 0, port;
+	unsigned char a[16];
+
+	if (*c->stats_password_file != '\0') {
+		if ((fp = fopen(c->stats_password_file, "r")) == NULL) {
+			snprintf(err, errlen, "[stats] password_file %s: %s",
+			    c->stats_password_file, strerror(errno));
+			return -1;
+		}
+		if (fstat(fileno(fp), &sb) != 0 || (sb.st_mode & 0007) != 0) {
+			snprintf(err, errlen, "[stats] password_file %s is "
+			    "readable or writable by others (chmod 640)",
+			    c->stats_password_file);
+			fclose(fp);
+			return -1;
+		}
+		if (fgets(buf, sizeof(buf), fp) == NULL)
+			buf[0] = '\0';
+		fclose(fp);
+		n = strcspn(buf, "\r\n");
+		buf[n] = '\0';
+		if (n == 0) {
+			snprintf(err, errlen, "[stats] password_file %s: empty "
+			    "first line", c->stats_password_file);
+			return -1;
+		}
+		if (mw_set_string(&c->stats_password, buf, err, errlen) == -1)
+			return -1;
+		memset(buf, 0, sizeof(buf));
+	}
+	if (*c->stats_listen == '\0')
+		return 0;
+	(void)mw_parse_hostport(c->stats_listen, &fam, a, &port, err, errlen);
+	if (c->stats_password == NULL &&
+	    !((fam == AF_INET && a[0] == 127) ||
+	    (fam == AF_INET6 && memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1",
+	    16) == 0))) {
+		snprintf(err, errlen, "[stats] listen = %s is not loopback: "
+		    "set password_file (HTTP basic auth) too",
+		    c->stats_listen);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -721,6 +860,14 @@ handler(void *user, const char *section, const char *name, const char *value)
 		r = set_policy(c, name, value, err, sizeof(err));
 	else if (strcmp(section, "dns") == 0)
 		r = set_dns(c, name, value, err, sizeof(err));
+	else if (strcmp(section, "stats") == 0) {
+		/* The first allow line replaces the default. */
+		if (strcmp(name, "allow") == 0 && !ld->stats_allow_seen) {
+			mw_cidr_list_free(&c->stats_allow);
+			ld->stats_allow_seen = 1;
+		}
+		r = set_stats(c, name, value, err, sizeof(err));
+	}
 	else if ((idx = mw_module_index(section)) >= 0 &&
 	    strcmp(name, "enabled") == 0)
 		r = mw_parse_bool(value, &c->enabled[idx], err, sizeof(err));
@@ -781,9 +928,18 @@ config_new(void)
 	c->dns_timeout_ms = 2000;
 	c->dns_tries = 2;
 	c->dns_cache_size = 10000;
+	c->stats_listen = strdup("");
+	c->stats_user = strdup("mailwarden");
+	c->stats_password_file = strdup("");
+	c->stats_history = 100;
+	c->stats_show_addresses = true;
+	c->stats_max_connections = 8;
+	c->stats_timeout = 10;
 	if (mw_split_list("postmaster, abuse", &c->exempt_localparts,
 	    &c->n_exempt_localparts, err, sizeof(err)) == -1 ||
 	    mw_cidr_list_parse(&c->trusted_networks, "127.0.0.0/8, ::1", err,
+	    sizeof(err)) == -1 ||
+	    mw_cidr_list_parse(&c->stats_allow, "127.0.0.0/8, ::1", err,
 	    sizeof(err)) == -1)
 		goto fail;
 	for (i = 0; i < mw_nmodules; i++) {
@@ -794,7 +950,9 @@ config_new(void)
 		c->enabled[i] = !mw_modules[i]->off_by_default;
 	}
 	if (c->socket == NULL || c->user == NULL || c->group == NULL ||
-	    c->reject_text == NULL || c->log_facility_name == NULL)
+	    c->reject_text == NULL || c->log_facility_name == NULL ||
+	    c->stats_listen == NULL || c->stats_user == NULL ||
+	    c->stats_password_file == NULL)
 		goto fail;
 	return c;
 fail:
@@ -851,6 +1009,12 @@ mw_config_load(const char *path, struct mw_config **cfgp, char *err,
 		goto fail_mem;
 	if (c->authserv_id == NULL && default_authserv_id(c) == -1)
 		goto fail_mem;
+	merr[0] = '\0';
+	if (check_stats(c, merr, sizeof(merr)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, merr);
+		mw_config_free(c);
+		return -1;
+	}
 	for (i = 0; i < mw_nmodules; i++) {
 		if (mw_modules[i]->cfg_check == NULL || !c->enabled[i])
 			continue;
@@ -889,6 +1053,14 @@ mw_config_free(struct mw_config *c)
 	mw_free_list(c->exempt_localparts, c->n_exempt_localparts);
 	free(c->reject_text);
 	free(c->dns_nameservers);
+	free(c->stats_listen);
+	mw_cidr_list_free(&c->stats_allow);
+	free(c->stats_user);
+	free(c->stats_password_file);
+	if (c->stats_password != NULL) {
+		memset(c->stats_password, 0, strlen(c->stats_password));
+		free(c->stats_password);
+	}
 	for (i = 0; i < mw_nmodules; i++) {
 		if (c->mod[i] == NULL)
 			continue;
@@ -921,6 +1093,13 @@ mw_config_dump(const struct mw_config *c, void *vfp)
 	    "cache_size = %d\n", c->dns_nameservers != NULL ?
 	    c->dns_nameservers : "(resolv.conf)", c->dns_timeout_ms,
 	    c->dns_tries, c->dns_cache_size);
+	fprintf(fp, "\n[stats]\nlisten = %s\nallow = %zu networks\n"
+	    "user = %s\npassword_file = %s\nhistory = %ld\n"
+	    "show_addresses = %s\nmax_connections = %ld\ntimeout = %lds\n",
+	    c->stats_listen, c->stats_allow.n, c->stats_user,
+	    c->stats_password_file, c->stats_history,
+	    c->stats_show_addresses ? "yes" : "no", c->stats_max_connections,
+	    c->stats_timeout);
 	for (i = 0; i < mw_nmodules; i++) {
 		fprintf(fp, "\n[%s]\nenabled = %s\n", mw_modules[i]->name,
 		    c->enabled[i] ? "yes" : "no");

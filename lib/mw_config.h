@@ -57,6 +57,17 @@ struct mw_config {
 	int			 dns_tries;
 	int			 dns_cache_size;
 
+	/* [stats] -- metrics and status page over HTTP */
+	char			*stats_listen;	/* "" = off; "127.0.0.1:9732" */
+	struct mw_cidr_list	 stats_allow;	/* clients allowed */
+	char			*stats_user;	/* basic auth user */
+	char			*stats_password_file;	/* "" = no auth */
+	char			*stats_password;	/* read from the file */
+	long			 stats_history;	/* transactions kept */
+	bool			 stats_show_addresses;
+	long			 stats_max_connections;
+	long			 stats_timeout;	/* seconds per HTTP connection */
+
 	/* One config block per module, in mw_modules[] order. */
 	void			*mod[MW_MAX_MODULES];
 	/* [NAME] enabled = yes|no, a framework key of every module. */
@@ -107,5 +118,11 @@ int	mw_set_string(char **dst, const char *s, char *err, size_t errlen);
 int	mw_split_list(const char *s, char ***v, size_t *n, char *err,
 	    size_t errlen);
 void	mw_free_list(char **v, size_t n);
+/*
+ * "127.0.0.1:9732", "[::1]:9732" -> family (AF_INET/AF_INET6), 16 address
+ * bytes and port; 0 or -1 with err.
+ */
+int	mw_parse_hostport(const char *s, int *family, unsigned char addr[16],
+	    int *port, char *err, size_t errlen);
 
 #endif /* MW_CONFIG_H */

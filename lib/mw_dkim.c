@@ -1193,6 +1193,7 @@ sign_eom(struct mw_session *s, struct dkim_state *st)
 	/* Each goes to the top: the last inserted ends up first. */
 	for (i = a.n - 1; i >= 0; i--) {
 		mw_session_insert_header(s, SIG_NAME, a.v[i]);
+		mw_stats_inc(mw_session_stats(s), MW_ST_DKIM_SIGNED);
 		free(a.v[i]);
 	}
 }

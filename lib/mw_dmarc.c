@@ -1423,6 +1423,8 @@ write_history(struct mw_session *s, const struct dmarc_cfg *c,
 			mw_log(LOG_ERR, "dmarc: history_file %s: %s",
 			    c->history_file, w == -1 ? strerror(errno) :
 			    "short write");
+		else
+			mw_stats_inc(mw_session_stats(s), MW_ST_REPORTS_WRITTEN);
 		close(fd);
 	}
 	mw_buf_free(&b);

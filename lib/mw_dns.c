@@ -38,6 +38,7 @@
 
 #include "mw_dns.h"
 #include "mw_text.h"
+#include "mw_stats.h"
 
 #define MW_DNS_NEG_DEFAULT	60	/* negative TTL when no SOA came */
 #define MW_DNS_NEG_MAX		3600	/* RFC 2308: one to three hours */
@@ -69,6 +70,7 @@ struct mw_dns {
 	int			 timeout_ms;
 	int			 tries;
 	size_t			 cache_max;	/* 0: no cache */
+	struct mw_stats		*stats;		/* counters, or NULL */
 
 	pthread_mutex_t		 lock;		/* guards everything below */
 	struct cent		**tab;
@@ -802,6 +804,10 @@ complete(struct mw_dns_query *q, enum mw_dns_status st, const char *why)
 	q->ans.error = why;
 	q->done = 1;
 	q->b->pending--;
+	if (st == MW_DNS_TEMPFAIL)
+		mw_stats_inc(q->b->d->stats, strcmp(why, "timeout") == 0 ?
+		    MW_ST_DNS_TIMEOUTS : strcmp(why, "SERVFAIL") == 0 ?
+		    MW_ST_DNS_SERVFAIL : MW_ST_DNS_OTHER_ERRORS);
 }
 
 /* A c-ares parser said no: map its code. */
@@ -1032,6 +1038,13 @@ on_reply(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 	cache_put(q->b->d, q);
 }
 
+void
+mw_dns_set_stats(struct mw_dns *d, struct mw_stats *st)
+{
+	if (d != NULL)
+		d->stats = st;
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 struct mw_dns_batch *
@@ -1104,12 +1117,16 @@ mw_dns_submit(struct mw_dns_batch *b, const char *name, int type)
 		complete(q, MW_DNS_PERMFAIL, "unsupported type");
 	else if (check_name(name, q->key) == -1)
 		complete(q, MW_DNS_PERMFAIL, "bad name");
-	else if (cache_get(b->d, q))
+	else if (cache_get(b->d, q)) {
+		mw_stats_inc(b->d->stats, MW_ST_DNS_CACHE_HITS);
 		complete(q, q->ans.status, NULL);
-	else if (b->ch == NULL)
+	} else if (b->ch == NULL)
 		complete(q, MW_DNS_TEMPFAIL, "resolver not initialised");
-	else	/* may call on_reply at once, e.g. on ENOMEM */
+	else {	/* may call on_reply at once, e.g. on ENOMEM */
+		mw_stats_inc(b->d->stats, MW_ST_DNS_CACHE_MISSES);
+		mw_stats_inc(b->d->stats, MW_ST_DNS_QUERIES);
 		ares_query(b->ch, q->key, DNS_CLASS_IN, type, on_reply, q);
+	}
 	return q;
 }
 

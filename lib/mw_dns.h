@@ -116,6 +116,9 @@ struct mw_dns_query;
 int	mw_dns_new(struct mw_dns **dp, const char *nameservers, int timeout_ms,
 	    int tries, size_t cache_entries, char *err, size_t errlen);
 void	mw_dns_free(struct mw_dns *d);
+/* Count queries, cache hits and errors into st (mw_stats.h), or NULL. */
+struct mw_stats;
+void	mw_dns_set_stats(struct mw_dns *d, struct mw_stats *st);
 /* Drop every cached answer (tests, and SIGHUP). */
 void	mw_dns_cache_flush(struct mw_dns *d);
 

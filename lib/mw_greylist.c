@@ -518,17 +518,22 @@ drain_pool(struct gl_global *g)
 	} while (n == 64);
 }
 
-static void
+/* Give a connection back; returns the number now idle. */
+static size_t
 pool_put(struct gl_global *g, redisContext *rc)
 {
+	size_t n;
+
 	pthread_mutex_lock(&g->lock);
 	if (g->n_idle < (size_t)g->cfg->pool_size) {
 		g->idle[g->n_idle++] = rc;
 		rc = NULL;
 	}
+	n = g->n_idle;
 	pthread_mutex_unlock(&g->lock);
 	if (rc != NULL)
 		redisFree(rc);
+	return n;
 }
 
 /* A command whose reply must be +OK (AUTH, SELECT). */
@@ -670,11 +675,13 @@ bad:
 
 /*
  * Run the script for one triplet: 0 and *a, or -1 with err (and *quiet
- * when the failure was already logged).
+ * when the failure was already logged).  Commands, connections and
+ * failures are counted into st (mw_stats.h; NULL: not counted).
  */
 static int
-gl_query(struct gl_global *g, const char *tkey, const char *akey,
-    int read_only, struct gl_answer *a, int *quiet, char *err, size_t errlen)
+gl_query(struct gl_global *g, struct mw_stats *st, const char *tkey,
+    const char *akey, int read_only, struct gl_answer *a, int *quiet,
+    char *err, size_t errlen)
 {
 	const struct gl_cfg *c = g->cfg;
 	char delay[32], rw[32], pt[32], aa[32], aat[32];
@@ -701,11 +708,17 @@ gl_query(struct gl_global *g, const char *tkey, const char *akey,
 	av[10] = read_only ? "1" : "0";
 
 	for (attempt = 0; attempt < 2; attempt++) {
-		if ((rc = pool_get(g, &reused, quiet, err, errlen)) == NULL)
+		if ((rc = pool_get(g, &reused, quiet, err, errlen)) == NULL) {
+			if (!*quiet)
+				mw_stats_inc(st, MW_ST_REDIS_ERRORS);
 			return -1;
+		}
+		if (!reused)
+			mw_stats_inc(st, MW_ST_REDIS_CONNECTS);
 		errno = 0;
 		av[0] = "EVALSHA";
 		av[1] = g->sha;
+		mw_stats_inc(st, MW_ST_REDIS_COMMANDS);
 		r = redisCommandArgv(rc, 11, av, NULL);
 		if (r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
 		    strncmp(r->str, "NOSCRIPT", 8) == 0) {
@@ -714,6 +727,7 @@ gl_query(struct gl_global *g, const char *tkey, const char *akey,
 			av[0] = "EVAL";
 			av[1] = gl_script;
 			errno = 0;
+			mw_stats_inc(st, MW_ST_REDIS_COMMANDS);
 			r = redisCommandArgv(rc, 11, av, NULL);
 		}
 		saved_errno = errno;
@@ -721,11 +735,15 @@ gl_query(struct gl_global *g, const char *tkey, const char *akey,
 			ret = parse_answer(r, a, err, errlen);
 			freeReplyObject(r);
 			if (ret == 0)
-				pool_put(g, rc);
-			else
+				mw_stats_redis_pool_idle(st,
+				    (long)pool_put(g, rc));
+			else {
+				mw_stats_inc(st, MW_ST_REDIS_ERRORS);
 				redisFree(rc);	/* READONLY replica, ... */
+			}
 			return ret;
 		}
+		mw_stats_inc(st, MW_ST_REDIS_ERRORS);
 		snprintf(err, errlen, "%s", rc->err == REDIS_ERR_EOF ?
 		    "connection closed by server" : rc->errstr);
 		/*
@@ -1015,8 +1033,8 @@ gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 	mw_session_note(s, "greylist", "triplet %s%s", tkey,
 	    s->read_only ? " (read-only: nothing is recorded)" : "");
 
-	if (gl_query(g, tkey, akey, s->read_only, &a, &quiet, err,
-	    sizeof(err)) == -1) {
+	if (gl_query(g, mw_session_stats(s), tkey, akey, s->read_only, &a,
+	    &quiet, err, sizeof(err)) == -1) {
 		mw_session_note(s, "greylist", "redis %s: %s: %s", c->server,
 		    err, c->fail_closed ? "fail_mode = closed, tempfail" :
 		    "fail_mode = open, accepted unchecked");
@@ -1024,6 +1042,10 @@ gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 		    "%s: %s; %s", qid, c->server, err, c->fail_closed ?
 		    "tempfail (fail_mode = closed)" :
 		    "accepting (fail_mode = open)");
+		if (!s->read_only)
+			mw_stats_inc(mw_session_stats(s), c->fail_closed ?
+			    MW_ST_REDIS_FAIL_CLOSED : MW_ST_REDIS_FAIL_OPEN);
+		mw_session_result(s, "unchecked");
 		if (c->fail_closed)
 			mw_session_refuse(s, MW_TEMPFAIL, 451, "4.3.0",
 			    "Greylisting service unavailable, please try "
@@ -1048,6 +1070,7 @@ gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 			    mw_session_policy_outlook(s) == MW_TEMPFAIL ?
 			    "policy tempfails anyway" :
 			    "tempfail");
+		mw_session_result(s, "greylisted");
 		/* The policy's own 451 says more; the triplet is recorded. */
 		if (mw_session_policy_outlook(s) == MW_TEMPFAIL)
 			break;
@@ -1068,11 +1091,13 @@ gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 		if (a.ms / 1000 > st->delayed)
 			st->delayed = (long)(a.ms / 1000);
 		st->n_delayed++;
+		mw_session_result(s, "pass");
 		break;
 	case GL_KNOWN:
 		mw_session_note(s, "greylist", "known: passed before (after "
 		    "%lld s)", a.ms / 1000);
 		mw_log(LOG_DEBUG, "%s: greylist: %s known", qid, tkey);
+		mw_session_result(s, "pass");
 		break;
 	case GL_ALLOWLISTED:
 		mw_session_note(s, "greylist", "network %s auto-allowlisted "
@@ -1080,6 +1105,7 @@ gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 		    c->autoallow_after);
 		mw_log(LOG_DEBUG, "%s: greylist: network %s auto-allowlisted "
 		    "(%lld passes)", qid, net, a.n);
+		mw_session_result(s, "pass");
 		break;
 	}
 }

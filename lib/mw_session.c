@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "mw_authres.h"
 #include "mw_cidr.h"
@@ -32,6 +33,7 @@
 #include "mw_message.h"
 #include "mw_session_priv.h"
 #include "mw_text.h"
+#include "mw_stats.h"
 
 #define MW_LOG_FIELD_MAX	256	/* bytes of a logged network string */
 #define MW_NOTES_MAX		1000	/* evidence notes kept per session */
@@ -42,6 +44,7 @@ struct mw_ctx {
 	struct mw_config	*cfg;
 	struct mw_dns		*dns;
 	void			*global[MW_MAX_MODULES];
+	struct mw_stats		*stats;		/* not owned; NULL: none */
 };
 
 int
@@ -111,6 +114,19 @@ mw_ctx_dns(const struct mw_ctx *ctx)
 	return ctx->dns;
 }
 
+void
+mw_ctx_set_stats(struct mw_ctx *ctx, struct mw_stats *st)
+{
+	ctx->stats = st;
+	mw_dns_set_stats(ctx->dns, st);
+}
+
+struct mw_stats *
+mw_session_stats(const struct mw_session *s)
+{
+	return s->stats;
+}
+
 /* Strip one pair of angle brackets: "<a@b>" -> "a@b". */
 static char *
 strip_brackets(const char *addr)
@@ -140,6 +156,10 @@ mw_session_new(struct mw_ctx *ctx)
 	s->ctx = mw_ctx_ref(ctx);
 	s->cfg = ctx->cfg;
 	s->running_index = -1;
+	if ((s->stats = ctx->stats) != NULL) {
+		mw_stats_inc(s->stats, MW_ST_SESSIONS);
+		mw_stats_sessions_active(s->stats, 1);
+	}
 	s->rcpt_log = big;
 	s->conn_reasons = s->msg_reasons = s->dry_run_notes = empty;
 	s->rcpt_refusals = empty;
@@ -203,6 +223,10 @@ reset_transaction(struct mw_session *s)
 	s->n_ar_delete = 0;
 	memset(&s->msg_policy, 0, sizeof(s->msg_policy));
 	memset(&s->final, 0, sizeof(s->final));
+	s->final_by = s->msg_policy_by = NULL;
+	s->data_ns = 0;
+	s->results_mask = 0;
+	memset(s->hook_ns, 0, sizeof(s->hook_ns));
 	s->msg_score = 0;
 	mw_buf_reset(&s->msg_reasons);
 	mw_buf_reset(&s->dry_run_notes);
@@ -245,6 +269,7 @@ mw_session_free(struct mw_session *s)
 	mw_buf_free(&s->msg_reasons);
 	mw_buf_free(&s->dry_run_notes);
 	mw_buf_free(&s->results_summary);
+	mw_stats_sessions_active(s->stats, -1);
 	mw_ctx_unref(s->ctx);
 	free(s);
 }
@@ -453,13 +478,19 @@ mw_session_act(struct mw_session *s, const struct mw_action *a, int code,
 		break;
 	case MW_ACT_TEMPFAIL:
 		/* A held reject outranks a tempfail; the first of each wins. */
-		if (held->kind == MW_CONTINUE)
+		if (held->kind == MW_CONTINUE) {
 			mw_verdict_set(held, MW_TEMPFAIL, code, xcode, "%s",
 			    text);
+			*(before_mail ? &s->conn_policy_by : &s->msg_policy_by) =
+			    s->running;
+		}
 		break;
 	case MW_ACT_REJECT:
-		if (held->kind != MW_REJECT)
+		if (held->kind != MW_REJECT) {
 			mw_verdict_set(held, MW_REJECT, code, xcode, "%s", text);
+			*(before_mail ? &s->conn_policy_by : &s->msg_policy_by) =
+			    s->running;
+		}
 		break;
 	}
 }
@@ -475,6 +506,7 @@ mw_session_refuse(struct mw_session *s, enum mw_verdict_kind kind, int code,
 	va_start(ap, fmt);
 	vset(&s->immediate, kind, code, xcode, fmt, ap);
 	va_end(ap);
+	s->immediate_by = s->running;
 	if (s->explain) {
 		struct mw_note *n = add_note(s, MW_NOTE_REFUSE, NULL,
 		    s->immediate.text);
@@ -558,26 +590,30 @@ decide(struct mw_session *s, int policy_point, int exempt)
 	struct mw_verdict *v = &s->verdict;
 	const struct mw_config *c = s->cfg;
 	double score = s->conn_score + s->msg_score;
+	const char *by = NULL;		/* for the statistics */
 
 	memset(v, 0, sizeof(*v));
 	if (s->immediate.kind != MW_CONTINUE) {
 		*v = s->immediate;
+		by = s->immediate_by;
 	} else if (policy_point && !exempt && !s->skip_inbound) {
 		if (s->conn_policy.kind == MW_REJECT)
-			*v = s->conn_policy;
+			*v = s->conn_policy, by = s->conn_policy_by;
 		else if (s->msg_policy.kind == MW_REJECT)
-			*v = s->msg_policy;
-		else if (c->reject_score > 0 && score >= c->reject_score)
+			*v = s->msg_policy, by = s->msg_policy_by;
+		else if (c->reject_score > 0 && score >= c->reject_score &&
+		    (by = "score") != NULL)
 			mw_verdict_set(v, MW_REJECT, 550, "5.7.1",
 			    "%s (score %g: %s%s%s)", c->reject_text, score,
 			    mw_buf_str(&s->conn_reasons),
 			    s->conn_reasons.len && s->msg_reasons.len ?
 			    ", " : "", mw_buf_str(&s->msg_reasons));
 		else if (s->conn_policy.kind == MW_TEMPFAIL)
-			*v = s->conn_policy;
+			*v = s->conn_policy, by = s->conn_policy_by;
 		else if (s->msg_policy.kind == MW_TEMPFAIL)
-			*v = s->msg_policy;
-		else if (c->tempfail_score > 0 && score >= c->tempfail_score)
+			*v = s->msg_policy, by = s->msg_policy_by;
+		else if (c->tempfail_score > 0 &&
+		    score >= c->tempfail_score && (by = "score") != NULL)
 			mw_verdict_set(v, MW_TEMPFAIL, 451, "4.7.1",
 			    "%s, try again later (score %g)", c->reject_text,
 			    score);
@@ -596,8 +632,32 @@ decide(struct mw_session *s, int policy_point, int exempt)
 		memset(v, 0, sizeof(*v));
 	}
 	s->immediate.kind = MW_CONTINUE;
-	if (v->kind != MW_CONTINUE)
+	if (v->kind != MW_CONTINUE) {
 		s->final = *v;
+		s->final_by = by;
+		s->final_phase = s->phase;
+	}
+	return v;
+}
+
+/* Statistics: a phase's time, and the verdict it ends with. */
+static uint64_t
+t_start(const struct mw_session *s)
+{
+	return s->stats != NULL ? mw_stats_now_ns() : 0;
+}
+
+static const struct mw_verdict *
+timed(struct mw_session *s, enum mw_stats_phase ph, uint64_t t0,
+    const struct mw_verdict *v)
+{
+	if (s->stats == NULL)
+		return v;
+	if (ph == MW_STP_DATA)
+		s->data_ns += mw_stats_now_ns() - t0;
+	else
+		mw_stats_phase_duration(s->stats, ph,
+		    (double)(mw_stats_now_ns() - t0) / 1e9);
 	return v;
 }
 
@@ -631,12 +691,15 @@ mw_session_score(const struct mw_session *s)
 	for (i_ = 0; i_ < mw_nmodules; i_++) {				\
 		const struct mw_module *m_ = mw_modules[i_];		\
 		if (m_->hook != NULL && runs((s), i_)) {		\
+			uint64_t t0_ = (s)->stats ? mw_stats_now_ns() : 0; \
 			(s)->running = m_->name;			\
 			(s)->running_index = (int)i_;			\
 			m_->hook((s), (s)->cfg->mod[i_], (s)->state[i_],	\
 			    ##__VA_ARGS__);				\
 			(s)->running = NULL;				\
 			(s)->running_index = -1;			\
+			if ((s)->stats)					\
+				(s)->hook_ns[i_] += mw_stats_now_ns() - t0_; \
 		}							\
 		if ((s)->immediate.kind == MW_REJECT)			\
 			break;						\
@@ -647,6 +710,8 @@ const struct mw_verdict *
 mw_session_connect(struct mw_session *s, const char *ip, const char *hostname,
     int port)
 {
+	uint64_t t0 = t_start(s);
+
 	s->phase = MW_PH_CONNECT;
 	if (ip != NULL && mw_ip_parse(ip, &s->family, s->addr) == 0) {
 		/* Keep the canonical text: "::ffff:192.0.2.1" -> "192.0.2.1". */
@@ -670,17 +735,19 @@ mw_session_connect(struct mw_session *s, const char *ip, const char *hostname,
 	    mw_cidr_list_match(&s->cfg->trusted_networks, s->ip);
 	s->skip_inbound = s->trusted;
 	RUN_HOOK(s, on_connect);
-	return decide(s, 0, 0);
+	return timed(s, MW_STP_CONNECT, t0, decide(s, 0, 0));
 }
 
 const struct mw_verdict *
 mw_session_helo(struct mw_session *s, const char *helo)
 {
+	uint64_t t0 = t_start(s);
+
 	s->phase = MW_PH_HELO;
 	free(s->helo);
 	s->helo = strdup(helo != NULL ? helo : "");
 	RUN_HOOK(s, on_helo);
-	return decide(s, 0, 0);
+	return timed(s, MW_STP_HELO, t0, decide(s, 0, 0));
 }
 
 /*
@@ -727,6 +794,7 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
     size_t nargs)
 {
 	size_t i;
+	uint64_t t0 = t_start(s);
 
 	/*
 	 * A new message: log the unfinished one, then start from clean
@@ -735,6 +803,7 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
 	 */
 	if (s->in_transaction)
 		mw_session_abort(s);
+	s->txn_start_ns = t0;
 	reset_transaction(s);
 	s->phase = MW_PH_MAIL;
 	s->in_transaction = 1;
@@ -753,7 +822,7 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
 	if (s->authenticated)
 		s->skip_inbound = 1;
 	RUN_HOOK(s, on_mail);
-	return decide(s, 0, 0);
+	return timed(s, MW_STP_MAIL, t0, decide(s, 0, 0));
 }
 
 /*
@@ -802,6 +871,7 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 	char *r = strip_brackets(rcpt);
 	char safe[MW_LOG_FIELD_MAX];
 	int exempt;
+	uint64_t t0 = t_start(s);
 
 	(void)args;
 	(void)nargs;
@@ -817,7 +887,7 @@ mw_session_rcpt(struct mw_session *s, const char *rcpt, char *const *args,
 	}
 	exempt = rcpt_exempt(s, r);
 	RUN_HOOK(s, on_rcpt, r);
-	v = decide(s, 1, exempt);
+	v = timed(s, MW_STP_RCPT, t0, decide(s, 1, exempt));
 	mw_printable(safe, sizeof(safe), r);
 	mw_buf_printf(&s->rcpt_log, "%s<%s>", s->rcpt_log.len ? "," : "", safe);
 	if (v->kind == MW_REJECT || v->kind == MW_TEMPFAIL) {
@@ -862,6 +932,8 @@ is_authres_name(const char *name)
 const struct mw_verdict *
 mw_session_header(struct mw_session *s, const char *name, const char *value)
 {
+	uint64_t t0 = t_start(s);
+
 	if (!s->in_transaction || s->phase > MW_PH_HEADER)
 		return out_of_order(s, "header");
 	s->phase = MW_PH_HEADER;
@@ -891,29 +963,70 @@ mw_session_header(struct mw_session *s, const char *name, const char *value)
 		}
 	}
 	RUN_HOOK(s, on_header, name, value);
-	return decide(s, 0, 0);
+	return timed(s, MW_STP_DATA, t0, decide(s, 0, 0));
 }
 
 const struct mw_verdict *
 mw_session_eoh(struct mw_session *s)
 {
+	uint64_t t0 = t_start(s);
+
 	if (!s->in_transaction || s->phase > MW_PH_HEADER)
 		return out_of_order(s, "end of header");
 	s->phase = MW_PH_EOH;
 	RUN_HOOK(s, on_eoh);
-	return decide(s, 0, 0);
+	return timed(s, MW_STP_DATA, t0, decide(s, 0, 0));
 }
 
 const struct mw_verdict *
 mw_session_body(struct mw_session *s, const unsigned char *buf, size_t len)
 {
+	uint64_t t0 = t_start(s);
+
 	if (!s->in_transaction || s->phase < MW_PH_EOH ||
 	    s->phase > MW_PH_BODY)
 		return out_of_order(s, "body");
 	s->phase = MW_PH_BODY;
 	s->body_bytes += len;
 	RUN_HOOK(s, on_body, buf, len);
-	return decide(s, 0, 0);
+	return timed(s, MW_STP_DATA, t0, decide(s, 0, 0));
+}
+
+/* Count a result of the running module (statistics). */
+static void
+count_result(struct mw_session *s, const char *result)
+{
+	int i = s->running_index;
+
+	if (s->stats == NULL || i < 0 || i >= MW_MAX_MODULES)
+		return;
+	mw_stats_check_result(s->stats, (size_t)i, result);
+	s->results_mask |= 1u << i;
+}
+
+void
+mw_session_result(struct mw_session *s, const char *result)
+{
+	if (!s->read_only)
+		count_result(s, result);
+}
+
+/*
+ * Every resinfo a module adds to the A-R is one check result; a DNSBL
+ * or DNSWL listing also counts for its zone.
+ */
+static void
+observe_authres(void *arg, const char *method, const char *result,
+    const char *ptype, const char *property, const char *value)
+{
+	struct mw_session *s = arg;
+
+	if (ptype == NULL)
+		count_result(s, result);
+	else if (strcmp(ptype, "dns") == 0 && strcmp(property, "zone") == 0 &&
+	    ((strcmp(method, "x-dnsbl") == 0 && strcmp(result, "fail") == 0) ||
+	    (strcmp(method, "dnswl") == 0 && strcmp(result, "pass") == 0)))
+		mw_stats_dnsbl_listed(s->stats, value);
 }
 
 /* Build the A-R for this message from every module that ran. */
@@ -927,6 +1040,8 @@ build_authres(struct mw_session *s)
 	s->authres = NULL;
 	if (ar == NULL)
 		return;
+	if (s->stats != NULL && !s->read_only)
+		mw_authres_set_observer(ar, observe_authres, s);
 	/* decide() has cleared any refusal, so every module gets its turn. */
 	RUN_HOOK(s, authres, ar);
 	if ((dropped = mw_authres_dropped(ar)) > 0)
@@ -987,6 +1102,81 @@ client_name_for_log(const struct mw_session *s, const char **mark)
 		return s->res.iprev_name;
 	}
 	return "unknown";
+}
+
+static const char *
+stage_name(enum mw_phase p)
+{
+	switch (p) {
+	case MW_PH_NEW:
+	case MW_PH_CONNECT: return "connect";
+	case MW_PH_HELO: return "helo";
+	case MW_PH_MAIL: return "mail";
+	case MW_PH_RCPT: return "rcpt";
+	case MW_PH_HEADER:
+	case MW_PH_EOH:
+	case MW_PH_BODY: return "data";
+	case MW_PH_EOM: return "eom";
+	}
+	return "abort";
+}
+
+/*
+ * The end of a transaction for the statistics: counters, each check's
+ * time, and a copy for the status page.  v: the end-of-message verdict,
+ * or NULL when the transaction was aborted.
+ */
+static void
+record_stats(struct mw_session *s, const struct mw_verdict *v)
+{
+	struct mw_stats_txn t;
+	const struct mw_verdict *f = v;
+	const char *name_mark;
+	size_t i;
+
+	if (s->stats == NULL || s->read_only)
+		return;
+	if (s->data_ns > 0)
+		mw_stats_phase_duration(s->stats, MW_STP_DATA,
+		    (double)s->data_ns / 1e9);
+	for (i = 0; i < mw_nmodules && i < MW_MAX_MODULES; i++)
+		if (s->results_mask & (1u << i))
+			mw_stats_check_duration(s->stats, i,
+			    (double)s->hook_ns[i] / 1e9);
+	memset(&t, 0, sizeof(t));
+	t.when = time(NULL);
+	t.seconds = (double)(mw_stats_now_ns() - s->txn_start_ns) / 1e9;
+	t.queue_id = s->queue_id;
+	t.client_ip = s->ip;
+	t.client_name = client_name_for_log(s, &name_mark);
+	t.helo = s->helo;
+	t.mail_from = s->mail_from;
+	t.rcpts = mw_buf_str(&s->rcpt_log);
+	t.results = mw_buf_str(&s->results_summary);
+	t.score = s->conn_score + s->msg_score;
+	if (v != NULL && (v->kind == MW_CONTINUE || v->kind == MW_ACCEPT)) {
+		t.verdict = s->quarantine != NULL ? "quarantine" : "accept";
+		t.stage = "eom";
+		f = NULL;
+	} else if (v != NULL) {
+		t.verdict = mw_verdict_name(v->kind);
+		t.stage = "eom";
+		t.refused_by = s->final_by;
+	} else if (s->final.kind == MW_REJECT || s->final.kind == MW_TEMPFAIL) {
+		f = &s->final;
+		t.verdict = mw_verdict_name(f->kind);
+		t.stage = stage_name(s->final_phase);
+		t.refused_by = s->final_by;
+	} else {
+		t.verdict = "none";
+		t.stage = "abort";
+	}
+	if (f != NULL) {
+		t.code = f->code;
+		t.xcode = f->xcode;
+		t.text = f->text;
+	}
+	mw_stats_transaction(s->stats, &t);
 }
 
 /* One Postfix-style line per transaction. */
@@ -1063,6 +1253,7 @@ mw_session_eom(struct mw_session *s)
 		s->quarantine[0] = '\0';
 	}
 	log_transaction(s, 0);
+	record_stats(s, v);
 	s->verdict = *v;
 	reset_transaction(s);
 	return &s->verdict;
@@ -1091,6 +1282,7 @@ mw_session_abort(struct mw_session *s)
 		return;
 	build_authres(s);
 	log_transaction(s, 1);
+	record_stats(s, NULL);
 	reset_transaction(s);
 }
 

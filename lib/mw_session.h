@@ -54,6 +54,12 @@ struct mw_dns	*mw_ctx_dns(const struct mw_ctx *ctx);
  * "warning: ..." line per problem to fp (a FILE *); returns how many.
  */
 int		 mw_ctx_self_check(struct mw_ctx *ctx, void *fp);
+/*
+ * Count into st (mw_stats.h; not owned, must outlive the ctx): the
+ * daemon's /metrics and status page.  Without it nothing is counted.
+ */
+struct mw_stats;
+void		 mw_ctx_set_stats(struct mw_ctx *ctx, struct mw_stats *st);
 
 enum mw_hdr_op {
 	MW_HDR_INSERT,		/* insert name: value at position index (0 = top) */

@@ -24,6 +24,7 @@
 #include "mw_dns.h"
 #include "mw_module.h"
 #include "mw_session.h"
+#include "mw_stats.h"
 #include "mw_verdict.h"
 
 enum mw_phase {
@@ -116,6 +117,18 @@ struct mw_session {
 
 	void			*state[MW_MAX_MODULES];
 	void			*global[MW_MAX_MODULES];
+
+	/* statistics (mw_stats.h); stats NULL: nothing is counted */
+	struct mw_stats		*stats;
+	uint64_t		 txn_start_ns;	/* MAIL FROM */
+	uint64_t		 data_ns;	/* headers + body, this message */
+	uint64_t		 hook_ns[MW_MAX_MODULES];	/* this transaction */
+	unsigned int		 results_mask;	/* modules with a result */
+	const char		*conn_policy_by;	/* module that set it */
+	const char		*msg_policy_by;
+	const char		*immediate_by;
+	const char		*final_by;	/* who refused ("score") */
+	enum mw_phase		 final_phase;
 };
 
 /*
@@ -182,5 +195,14 @@ void	*mw_session_global(struct mw_session *s);
 enum mw_verdict_kind mw_session_policy_outlook(const struct mw_session *s);
 /* The score so far: connection plus message. */
 double	mw_session_score(const struct mw_session *s);
+
+/*
+ * For the statistics: a result of the running check that has no
+ * Authentication-Results resinfo (greylisting: "greylisted", "pass",
+ * "unchecked"; size: "fail").  A-R results are counted by the session.
+ */
+void	mw_session_result(struct mw_session *s, const char *result);
+/* The process statistics, or NULL (mw_stats_* calls accept NULL). */
+struct mw_stats *mw_session_stats(const struct mw_session *s);
 
 #endif /* MW_SESSION_PRIV_H */

@@ -80,6 +80,7 @@ refuse_size(struct mw_session *s, const struct size_cfg *c,
     struct size_state *st, const char *what)
 {
 	st->refused = 1;
+	mw_session_result(s, "fail");
 	mw_session_refuse(s, MW_REJECT, 552, "5.3.4", "Message size exceeds "
 	    "fixed maximum message size of %llu bytes%s", c->max_bytes, what);
 }
@@ -106,10 +107,12 @@ size_on_header(struct mw_session *s, const void *vc, void *vst,
 		return;
 	if ((long)s->n_headers > c->max_headers) {
 		st->refused = 1;
+		mw_session_result(s, "fail");
 		mw_session_refuse(s, MW_REJECT, 552, "5.3.4", "Too many header "
 		    "fields (limit %ld)", c->max_headers);
 	} else if (s->header_bytes > c->max_header_bytes) {
 		st->refused = 1;
+		mw_session_result(s, "fail");
 		mw_session_refuse(s, MW_REJECT, 552, "5.3.4", "Message header "
 		    "too large (limit %llu bytes)", c->max_header_bytes);
 	} else if (s->header_bytes > c->max_bytes)

@@ -47,6 +47,8 @@
 #include "mw_log.h"
 #include "mw_session.h"
 #include "mw_text.h"
+#include "mw_stats.h"
+#include "mw_http.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -64,6 +66,13 @@ static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
  * only by the connect/close callbacks.
  */
 static atomic_ulong n_sessions;
+/*
+ * [stats]: counters (NULL when listen is empty), the listening socket
+ * (opened as root before daemon()) and the HTTP server of the worker.
+ */
+static struct mw_stats *stats;
+static int http_fd = -1;
+static struct mw_http *http;
 static atomic_int near_limit_warned;
 static unsigned long nofile_limit;
 
@@ -581,21 +590,34 @@ reload(const char *path)
 	if (mw_config_load(path, &cfg, err, sizeof(err)) == -1) {
 		mw_log(LOG_ERR, "reload refused, keeping the running "
 		    "configuration: %s", err);
+		mw_stats_config(stats, path, 1, 0);
 		return;
 	}
 	if (strcmp(cfg->socket, mw_ctx_config(current_ctx)->socket) != 0)
 		mw_log(LOG_WARNING, "reload: [milter] socket changed; it takes "
 		    "effect at the next restart");
+	if (strcmp(cfg->stats_listen,
+	    mw_ctx_config(current_ctx)->stats_listen) != 0)
+		mw_log(LOG_WARNING, "reload: [stats] listen changed; it takes "
+		    "effect at the next restart");
 	if (mw_ctx_new(cfg, &nctx, err, sizeof(err)) == -1) {
 		mw_log(LOG_ERR, "reload refused, keeping the running "
 		    "configuration: %s", err);
+		mw_stats_config(stats, path, 1, 0);
 		return;
 	}
+	cfg = NULL;	/* owned by nctx */
+	mw_ctx_set_stats(nctx, stats);
+	mw_stats_configure(stats,
+	    (size_t)mw_ctx_config(nctx)->stats_history,
+	    mw_ctx_config(nctx)->stats_show_addresses);
+	mw_http_update(http, mw_ctx_config(nctx));
+	mw_stats_config(stats, path, 1, 1);
 	pthread_mutex_lock(&ctx_lock);
 	old = current_ctx;
 	current_ctx = nctx;
 	pthread_mutex_unlock(&ctx_lock);
-	mw_log_set_level(cfg->log_level);
+	mw_log_set_level(mw_ctx_config(nctx)->log_level);
 	mw_ctx_unref(old);
 	mw_log(LOG_INFO, "configuration reloaded from %s", path);
 }
@@ -673,6 +695,19 @@ run_worker(const char *path)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* Its thread inherits the blocked signals. */
+	if (http_fd != -1) {
+		char err[256];
+
+		if ((http = mw_http_start(http_fd, mw_ctx_config(current_ctx),
+		    stats, err, sizeof(err))) == NULL) {
+			mw_log(LOG_ERR, "%s", err);
+			return EX_OSERR;
+		}
+		http_fd = -1;	/* the server owns it now */
+		mw_log(LOG_INFO, "metrics and status page on http://%s/",
+		    mw_ctx_config(current_ctx)->stats_listen);
+	}
 	if (pthread_create(&tid, NULL, milter_thread, &status) != 0) {
 		mw_log(LOG_ERR, "cannot start the milter thread");
 		return EX_OSERR;
@@ -689,8 +724,12 @@ run_worker(const char *path)
 	mw_log(LOG_INFO, "stopping (signal %d)", sig);
 	smfi_stop();
 	pthread_join(tid, NULL);
+	mw_http_stop(http);
+	http = NULL;
 	mw_ctx_unref(current_ctx);
 	current_ctx = NULL;
+	mw_stats_free(stats);
+	stats = NULL;
 	return status == MI_SUCCESS ? 0 : EX_SOFTWARE;
 }
 
@@ -882,6 +921,20 @@ main(int argc, char **argv)
 	cfg = NULL;	/* owned by the ctx now */
 	mc = mw_ctx_config(current_ctx);
 	raise_nofile();
+	if (*mc->stats_listen != '\0') {
+		if ((stats = mw_stats_new((size_t)mc->stats_history,
+		    mc->stats_show_addresses)) == NULL) {
+			mw_log(LOG_ERR, "out of memory");
+			return EX_OSERR;
+		}
+		mw_ctx_set_stats(current_ctx, stats);
+		mw_stats_config(stats, path, 0, 1);
+		/* As root, before daemon(): a port in use stops us here. */
+		if ((http_fd = mw_http_listen(mc, err, sizeof(err))) == -1) {
+			mw_log(LOG_ERR, "%s: %s", path, err);
+			return EX_UNAVAILABLE;
+		}
+	}
 	if (smfi_register(milter_desc) != MI_SUCCESS) {
 		mw_log(LOG_ERR, "smfi_register failed");
 		return EX_SOFTWARE;

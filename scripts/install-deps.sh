@@ -4,12 +4,13 @@
 set -e
 PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
  libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libc-ares-dev
- libhiredis-dev libssl-dev libinih-dev
+ libhiredis-dev libssl-dev libinih-dev libmicrohttpd-dev
  postfix swaks miltertest nsd redis-server dnsutils publicsuffix
  python3 python3-dnslib python3-yaml python3-dkim python3-authres opendkim-tools
  clang libclang-rt-14-dev
  iproute2 procps openssl
- debhelper lintian debootstrap systemd"
+ debhelper lintian debootstrap systemd
+ prometheus chromium"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
