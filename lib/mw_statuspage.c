@@ -72,6 +72,7 @@ static const char style[] =
     "body{font-family:sans-serif;margin:1em 2em;color:#222}"
     "h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}"
     "table{border-collapse:collapse;font-size:.85em}"
+    "#transactions td{max-width:24em;overflow-wrap:anywhere}"
     "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;"
     "vertical-align:top}th{background:#eee}"
     "td.n{text-align:right}.ok{color:#2e7d32}.bad{color:#c62828}"
