@@ -766,7 +766,7 @@ set_stats(struct mw_config *c, const char *k, const char *v, char *err,
 	if (strcmp(k, "password_file") == 0)
 		return mw_set_string(&c->stats_password_file, v, err, errlen);
 	if (strcmp(k, "history") == 0)
-		return mw_parse_int(v, 0, 10000, &c->stats_history, err, errlen);
+		return mw_parse_int(v, 0, 1000, &c->stats_history, err, errlen);
 	if (strcmp(k, "show_addresses") == 0)
 		return mw_parse_bool(v, &c->stats_show_addresses, err, errlen);
 	if (strcmp(k, "max_connections") == 0)
