@@ -47,6 +47,7 @@ LABEL = {
     "noop-hdr-nagle": "no-op milter adding a header, no TCP_NODELAY",
     "mw-unix": "mailwarden, all checks",
     "mw-inet": "mailwarden, all checks",
+    "mw-stats-unix": "mailwarden, all checks, [stats] on + scraped",
     "rspamd-unix": "rspamd (proxy, milter mode)",
     "rspamd-inet": "rspamd (proxy, milter mode)",
     "od-unix": "opendkim + opendmarc",

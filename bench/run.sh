@@ -11,7 +11,8 @@
 # sink.test goes to discard:, and these milters:
 #   none          Postfix alone: the ceiling
 #   noop-*        bench/noop_milter.c: what libmilter's protocol costs
-#   mw-*          mailwarden, all checks on (bench/conf/)
+#   mw-*          mailwarden, all checks on (bench/conf/); mw-stats-unix
+#                 also with [stats] on and scraped every second
 #   rspamd-*      rspamd, stock Debian configuration as installed, proxy
 #                 worker in milter mode, told about the lab's DNS lists,
 #                 Redis and name server
@@ -57,7 +58,7 @@ BENCH_MSGS=${BENCH_MSGS:-2000}
 BENCH_SESSIONS=${BENCH_SESSIONS:-20}
 BENCH_SIZES=${BENCH_SIZES:-4k 100k}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
-BENCH_CONFIGS=${BENCH_CONFIGS:-none noop-unix noop-inet mw-unix mw-inet rspamd-unix rspamd-inet od-unix}
+BENCH_CONFIGS=${BENCH_CONFIGS:-none noop-unix noop-inet mw-unix mw-stats-unix mw-inet rspamd-unix rspamd-inet od-unix}
 BENCH_MLAT_MSGS=${BENCH_MLAT_MSGS:-$BENCH_MSGS}
 BENCH_HOLD_CONNS=${BENCH_HOLD_CONNS:-500}
 BENCH_BIG=${BENCH_BIG:-25000000}
@@ -312,8 +313,21 @@ MLAT_SOCK[mw-unix]=unix:$LAB/mw.sock
 MLAT_SOCK[mw-inet]=inet:$MW_PORT@127.0.0.1
 PIDS[mw-unix]=$MW_DAEMON_PID
 PIDS[mw-inet]=$(lab_pid mw-inet)
+# mw-stats-unix: mw-unix with [stats] on, scraped every second as a
+# Prometheus server would: what counting and serving metrics cost.
+STATS_PORT=$(lab_port)
+{
+	sed "s|^socket = unix:.*|socket = unix:$LAB/mw-stats.sock|" "$LAB/mw-unix.ini"
+	printf '\n[stats]\nlisten = 127.0.0.1:%s\n' "$STATS_PORT"
+} > "$LAB/mw-stats-unix.ini"
+lab_spawn mw-stats-unix "$MW_DAEMON" -f -c "$LAB/mw-stats-unix.ini"
+wait_sock "unix:$LAB/mw-stats.sock" mw-stats-unix
+lab_spawn stats-scraper bash -c "while :; do curl -s -o /dev/null \
+    http://127.0.0.1:$STATS_PORT/metrics; sleep 1; done"
+MLAT_SOCK[mw-stats-unix]=unix:$LAB/mw-stats.sock
+PIDS[mw-stats-unix]=$(lab_pid mw-stats-unix)
 
-for c in noop-unix noop-inet noop-hdr-inet noop-hdr-nagle mw-unix mw-inet; do
+for c in noop-unix noop-inet noop-hdr-inet noop-hdr-nagle mw-unix mw-inet mw-stats-unix; do
 	MILTER[$c]=$(pf_spec "${MLAT_SOCK[$c]}")
 done
 

@@ -116,6 +116,9 @@ mkdir -p "$LAB/prom"
 cat >"$LAB/prom/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $TOP/etc/mailwarden-alerts.yml
 scrape_configs:
   - job_name: mailwarden
     static_configs:
@@ -137,6 +140,37 @@ is "$v" 2 "Prometheus scraped the daemon: $q = 2"
 up=$(curl -s --max-time 2 -G "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=up{job="mailwarden"}' |
     python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")' 2>/dev/null)
 is "$up" 1 "the target is up in Prometheus"
+# Every query of the Grafana dashboard runs in this Prometheus, and the
+# sample alerting rules load and evaluate.
+bad=$(python3 - "$TOP/etc/grafana-mailwarden.json" "$PROM_PORT" <<'PY'
+import json, sys, urllib.parse, urllib.request
+d = json.load(open(sys.argv[1]))
+bad = []
+n = 0
+for p in d["panels"]:
+    for t in p.get("targets", []):
+        e = t["expr"].replace("$job", "mailwarden").replace("$instance", ".*")
+        u = "http://127.0.0.1:%s/api/v1/query?%s" % (sys.argv[2], urllib.parse.urlencode({"query": e}))
+        try:
+            r = json.load(urllib.request.urlopen(u, timeout=5))
+            ok = r.get("status") == "success"
+        except Exception as x:
+            ok = False
+        n += 1
+        if not ok:
+            bad.append(e)
+print("%d queries" % n if not bad else "failing: " + " | ".join(bad))
+PY
+)
+like "$bad" '^[0-9]+ queries$' "every Grafana dashboard query evaluates in Prometheus ($bad)"
+health=
+for _ in $(seq 1 20); do
+	health=$(curl -s --max-time 2 "http://127.0.0.1:$PROM_PORT/api/v1/rules" |
+	    python3 -c 'import json,sys; g=json.load(sys.stdin)["data"]["groups"]; r=[x for gr in g for x in gr["rules"]]; print(len(r), " ".join(sorted(set(x["health"] for x in r))))' 2>/dev/null)
+	[ "$health" = "7 ok" ] && break
+	sleep 0.5
+done
+is "$health" "7 ok" "the 7 sample alerting rules load and evaluate"
 lab_stop prometheus
 
 # ---- the status page in a real browser
