@@ -100,8 +100,8 @@ is "$(metric 'mailwarden_check_results_total{check="dnsbl",result="fail"}')" 1 \
     "dnsbl=fail counted under check=dnsbl"
 is "$(metric 'mailwarden_dnsbl_listings_total{zone="bl.conn.test"}')" 1 \
     "the listing counted for its zone"
-is "$(metric 'mailwarden_check_results_total{check="iprev",result="fail"}')" 1 \
-    "iprev=fail counted"
+is "$(metric 'mailwarden_check_results_total{check="iprev",result="permerror"}')" 1 \
+    "iprev=permerror (no PTR) counted"
 is "$(metric 'mailwarden_check_results_total{check="greylist",result="greylisted"}')" 1 \
     "greylisted counted"
 is "$(metric 'mailwarden_redis_commands_total')" 2 \
