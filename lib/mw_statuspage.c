@@ -72,7 +72,9 @@ static const char style[] =
     "body{font-family:sans-serif;margin:1em 2em;color:#222}"
     "h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}"
     "table{border-collapse:collapse;font-size:.85em}"
-    "#transactions td{max-width:24em;overflow-wrap:anywhere}"
+    "#transactions{width:100%}"
+    "#transactions td{max-width:26em;overflow-wrap:anywhere}"
+    "#transactions td.nw{white-space:nowrap}"
     "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;"
     "vertical-align:top}th{background:#eee}"
     "td.n{text-align:right}.ok{color:#2e7d32}.bad{color:#c62828}"
@@ -333,10 +335,10 @@ mw_stats_render_page(struct mw_stats *st, struct mw_buf *b)
 			strftime(t1, sizeof(t1), "%H:%M:%S", &tm);
 		else
 			t1[0] = '\0';
-		mw_buf_printf(b, "<tr class=\"txn v-%s\"><td>%s</td><td>",
-		    e->verdict, t1);
+		mw_buf_printf(b, "<tr class=\"txn v-%s\"><td class=\"nw\">%s"
+		    "</td><td class=\"nw\">", e->verdict, t1);
 		esc(b, e->qid);
-		mw_buf_puts(b, "</td><td class=\"client\">");
+		mw_buf_puts(b, "</td><td class=\"client nw\">");
 		esc(b, e->name[0] ? e->name : "unknown");
 		mw_buf_puts(b, "[");
 		esc(b, e->ip);

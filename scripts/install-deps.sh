@@ -10,7 +10,7 @@ PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
  clang libclang-rt-14-dev
  iproute2 procps openssl
  debhelper lintian debootstrap systemd
- prometheus chromium"
+ prometheus chromium curl"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
