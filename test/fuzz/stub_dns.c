@@ -76,6 +76,13 @@ mw_dns_cache_flush(struct mw_dns *d)
 	(void)d;
 }
 
+void
+mw_dns_set_stats(struct mw_dns *d, struct mw_stats *st)
+{
+	(void)d;
+	(void)st;
+}
+
 struct mw_dns_batch *
 mw_dns_batch_new(struct mw_dns *d)
 {
