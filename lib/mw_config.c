@@ -704,7 +704,7 @@ mw_parse_hostport(const char *s, int *family, unsigned char addr[16],
     int *port, char *err, size_t errlen)
 {
 	char host[128];
-	const char *p, *colon;
+	const char *p, *colon, *orig = s;
 	long l;
 	size_t n;
 
@@ -736,7 +736,7 @@ mw_parse_hostport(const char *s, int *family, unsigned char addr[16],
 	return 0;
 bad:
 	snprintf(err, errlen, "\"%s\" is not ADDRESS:PORT (an IP address, "
-	    "IPv6 in brackets: 127.0.0.1:9732, [::1]:9732)", s);
+	    "IPv6 in brackets: 127.0.0.1:9732, [::1]:9732)", orig);
 	return -1;
 }
 

@@ -66,7 +66,6 @@ settings_free(struct mw_http *h)
 static void
 settings_copy(struct mw_http *h, const struct mw_config *cfg)
 {
-	char err[128];
 	size_t i;
 
 	pthread_mutex_lock(&h->lock);
@@ -78,7 +77,6 @@ settings_copy(struct mw_http *h, const struct mw_config *cfg)
 			h->allow.v[i] = cfg->stats_allow.v[i];
 		h->allow.n = cfg->stats_allow.n;
 	}
-	(void)err;
 	h->user = strdup(cfg->stats_user);
 	if (cfg->stats_password != NULL)
 		h->password = strdup(cfg->stats_password);
