@@ -631,7 +631,7 @@ for c in "${!PIDS[@]}"; do HWM[$c]="$(vm VmHWM ${PIDS[$c]}) $(vmmax VmHWM ${PIDS
 
 say "milter latency (bench/mlat)"
 : > "$OUT/mlat.txt"
-MLAT_TARGETS=(noop-unix noop-inet mw-unix mw-inet)
+MLAT_TARGETS=(noop-unix noop-inet mw-unix mw-stats-unix mw-inet)
 for t in rspamd-unix rspamd-inet opendkim-unix opendmarc-unix; do
 	[ -n "${MLAT_SOCK[$t]:-}" ] && MLAT_TARGETS+=("$t")
 done
