@@ -18,6 +18,7 @@
 #include "mw_buf.h"
 #include "mw_module.h"
 #include "mw_stats_priv.h"
+#include "mw_text.h"
 
 const double mw_stats_bucket_le[MW_STATS_NBUCKETS] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -193,18 +194,11 @@ index_of(const char *const *v, size_t n, const char *s)
 	return n;
 }
 
-/* Printable ASCII copy (the ring holds network text). */
+/* The ring holds network text: printable ASCII only (mw_text.h). */
 static void
 copy_text(char *out, size_t outlen, const char *in)
 {
-	size_t i;
-
-	if (in == NULL)
-		in = "";
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = ((unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f) ? '?' : in[i];
-	out[i] = '\0';
+	(void)mw_printable(out, outlen, in);
 }
 
 /* "192.0.2.10" -> "192.0.2.x", "2001:db8:1:2::5" -> "2001:db8:1:x". */
@@ -253,8 +247,7 @@ mask_addresses(char *out, size_t outlen, const char *in, int words)
 			o = j;
 			out[o++] = '*';
 		}
-		out[o++] = ((unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f) ? '?' : in[i];
+		out[o++] = mw_printable_char((unsigned char)in[i]);
 	}
 	out[o] = '\0';
 }
