@@ -1155,7 +1155,7 @@ record_stats(struct mw_session *s, const struct mw_verdict *v)
 	t.results = mw_buf_str(&s->results_summary);
 	t.score = s->conn_score + s->msg_score;
 	if (v != NULL && (v->kind == MW_CONTINUE || v->kind == MW_ACCEPT)) {
-		t.verdict = s->quarantine != NULL ? "quarantine" : "accept";
+		t.verdict = s->quarantine[0] != '\0' ? "quarantine" : "accept";
 		t.stage = "eom";
 		f = NULL;
 	} else if (v != NULL) {
