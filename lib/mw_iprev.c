@@ -28,25 +28,51 @@
  * into Authentication-Results as
  *	iprev=pass policy.iprev=192.0.2.1 (mx.example.org)
  * policy.iprev being the property RFC 8601 registers for this method.
+ *
+ * Generic reverse DNS (generic_action, a score by default): a PTR name
+ * that embeds the client's IPv4 address (dotted, dashed, reversed, zero
+ * padded, run together, or as 8 hex digits) or has a label word of an
+ * access network (dsl, dyn, pool, cable, ppp, dhcp ... generic_words)
+ * is the mark of an address handed to end users, not of a mail server.
+ * Written as a second result, only when it applies:
+ *	x-iprev-generic=fail policy.ptr=dsl-192-0-2-10.pool.example.net
+ *	    (embeds the client address, dashed)
  */
 #include "config.h"
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mw_authres.h"
 #include "mw_session_priv.h"
 
 #define MW_IPREV_MAX_NAMES	10
 
+/* Words of access-network PTR names (whole alphabetic tokens). */
+static const char *const generic_default_words[] = {
+	"dsl", "adsl", "vdsl", "xdsl", "sdsl", "dyn", "dynamic", "dynip",
+	"pool", "cable", "ppp", "pppoe", "dhcp", "dial", "dialup", "dialin",
+	"broadband", "customer", "cust", "residential", "cpe", "fttx", "ftth",
+	"wifi", "wlan", "mobile", "unassigned",
+};
+#define N_GENERIC_DEFAULT_WORDS \
+	(sizeof(generic_default_words) / sizeof(generic_default_words[0]))
+
 struct iprev_cfg {
 	struct mw_action	noptr_action;	/* no PTR record at all */
 	struct mw_action	fail_action;	/* PTR does not confirm */
 	struct mw_action	temperror_action;
 	bool			temperror_auto;
+	/* generic reverse DNS (see the top of this file) */
+	struct mw_action	generic_action;
+	bool			generic_default_words;
+	char			**generic_words;
+	size_t			n_generic_words;
 };
 
 enum iprev_stage { ST_IDLE = 0, ST_PTR, ST_FORWARD, ST_DONE };
@@ -64,6 +90,8 @@ struct iprev_state {
 	char			 why[300];	/* comment for the A-R and the log */
 	int			 applied;	/* action given this transaction */
 	int			 explained;	/* evidence noted */
+	int			 generic_checked;
+	char			 generic[100];	/* why the name is generic, or "" */
 };
 
 static void
@@ -82,6 +110,10 @@ iprev_cfg_init(void *vc)
 	c->fail_action.kind = MW_ACT_SCORE;
 	c->fail_action.score = 3;
 	c->temperror_auto = true;
+	/* Scored, not refused: the large receivers junk such mail. */
+	c->generic_action.kind = MW_ACT_SCORE;
+	c->generic_action.score = 2;
+	c->generic_default_words = true;
 }
 
 static int
@@ -108,7 +140,175 @@ iprev_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 	if (strcmp(k, "temperror_action") == 0)
 		return parse_temperror(&c->temperror_action, &c->temperror_auto,
 		    v, err, errlen);
+	if (strcmp(k, "generic_action") == 0)
+		return mw_action_parse(&c->generic_action, v, err, errlen);
+	if (strcmp(k, "generic_default_words") == 0)
+		return mw_parse_bool(v, &c->generic_default_words, err, errlen);
+	if (strcmp(k, "generic_words") == 0)
+		return mw_split_list(v, &c->generic_words, &c->n_generic_words,
+		    err, errlen);
 	return 1;
+}
+
+static void
+iprev_cfg_free(void *vc)
+{
+	struct iprev_cfg *c = vc;
+
+	mw_free_list(c->generic_words, c->n_generic_words);
+}
+
+/*
+ * Generic reverse DNS.  Kept apart from the FCrDNS logic above: it only
+ * looks at the PTR name the check settled on.
+ */
+static void
+iprev_generic_dump(const struct iprev_cfg *c, void *fp)
+{
+	char b[32];
+	size_t i;
+
+	fprintf(fp, "generic_action = %s\ngeneric_default_words = %s\n"
+	    "generic_words =", mw_action_name(&c->generic_action, b,
+	    sizeof(b)), c->generic_default_words ? "yes" : "no");
+	for (i = 0; i < c->n_generic_words; i++)
+		fprintf(fp, "%s%s", i ? ", " : " ", c->generic_words[i]);
+	fprintf(fp, "\n");
+}
+
+/*
+ * Numbers of the name as runs of digits with the one separator between
+ * each pair ('.', '-', '_' or 'x'); checks every run of 4 or 3 numbers
+ * against the client address: a.b.c.d / b.c.d in order or reversed.
+ */
+static const char *
+generic_numbers(const char *name, const uint8_t *a)
+{
+	const char *p = name;
+	long num[64];
+	char sep[64];
+	int n, i, k;
+
+	while (*p != '\0') {
+		if (!isdigit((unsigned char)*p) || (p > name &&
+		    isalnum((unsigned char)p[-1]) &&
+		    !isalpha((unsigned char)p[-1]))) {
+			p++;
+			continue;
+		}
+		for (n = 0; n < 64; ) {
+			const char *q = p;
+			long v = 0;
+
+			while (isdigit((unsigned char)*q) && q - p < 4)
+				v = v * 10 + (*q++ - '0');
+			if (q - p > 3 || isdigit((unsigned char)*q))
+				break;
+			num[n] = v;
+			sep[n++] = *q;
+			p = q;
+			if ((*q == '.' || *q == '-' || *q == '_' || *q == 'x') &&
+			    isdigit((unsigned char)q[1]))
+				p = q + 1;
+			else
+				break;
+		}
+		for (k = 4; k >= 3; k--)
+			for (i = 0; i + k <= n; i++) {
+				int j, fwd = 1, rev = 1;
+
+				for (j = 0; j < k; j++) {
+					if (num[i + j] != a[4 - k + j])
+						fwd = 0;
+					if (num[i + j] != a[3 - j])
+						rev = 0;
+				}
+				if (fwd || rev) {
+					if (rev && !fwd)
+						return "reversed";
+					return sep[i] == '.' ? "dotted" :
+					    sep[i] == '-' ? "dashed" :
+					    "with separators";
+				}
+			}
+		while (*p != '\0' && isdigit((unsigned char)*p))
+			p++;
+	}
+	return NULL;
+}
+
+/* Is tok (lower case) one of the access-network words? */
+static int
+generic_word(const struct iprev_cfg *c, const char *tok)
+{
+	size_t i;
+
+	for (i = 0; c->generic_default_words &&
+	    i < N_GENERIC_DEFAULT_WORDS; i++)
+		if (strcmp(tok, generic_default_words[i]) == 0)
+			return 1;
+	for (i = 0; i < c->n_generic_words; i++)
+		if (strcasecmp(tok, c->generic_words[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Why the PTR name looks generic, into out ("" if it does not). */
+static void
+generic_reason(const struct iprev_cfg *c, const struct mw_session *s,
+    const char *name, char *out, size_t outlen)
+{
+	char lower[256], pad[16], hex[16], tok[64];
+	const char *how, *p, *end;
+	size_t i, n;
+	int dots;
+
+	out[0] = '\0';
+	snprintf(lower, sizeof(lower), "%s", name);
+	for (i = 0; lower[i] != '\0'; i++)
+		lower[i] = (char)tolower((unsigned char)lower[i]);
+	if (s->family == AF_INET) {
+		const uint8_t *a = s->addr;
+
+		if ((how = generic_numbers(lower, a)) != NULL) {
+			snprintf(out, outlen, "embeds the client address, %s",
+			    how);
+			return;
+		}
+		snprintf(pad, sizeof(pad), "%03u%03u%03u%03u", a[0], a[1],
+		    a[2], a[3]);
+		snprintf(hex, sizeof(hex), "%02x%02x%02x%02x", a[0], a[1],
+		    a[2], a[3]);
+		if (strstr(lower, pad) != NULL) {
+			snprintf(out, outlen, "embeds the client address, "
+			    "zero padded");
+			return;
+		}
+		if (strstr(lower, hex) != NULL) {
+			snprintf(out, outlen, "embeds the client address, "
+			    "hex");
+			return;
+		}
+	}
+	/* Access-network words, left of the last two labels (the domain). */
+	for (end = lower + strlen(lower), dots = 0; end > lower; end--)
+		if (end[-1] == '.' && ++dots == 2)
+			break;
+	for (p = lower; p < end; ) {
+		if (!isalpha((unsigned char)*p)) {
+			p++;
+			continue;
+		}
+		for (n = 0; p < end && isalpha((unsigned char)*p); p++)
+			if (n + 1 < sizeof(tok))
+				tok[n++] = *p;
+		tok[n] = '\0';
+		if (generic_word(c, tok)) {
+			snprintf(out, outlen, "access-network word \"%s\"",
+			    tok);
+			return;
+		}
+	}
 }
 
 /*
@@ -142,6 +342,7 @@ iprev_cfg_dump(const void *vc, void *fp)
 	    mw_action_name(&c->fail_action, b2, sizeof(b2)),
 	    c->temperror_auto ? "auto (" : "",
 	    mw_action_name(&t, b3, sizeof(b3)), c->temperror_auto ? ")" : "");
+	iprev_generic_dump(c, fp);
 }
 
 static void
@@ -316,6 +517,37 @@ explain(struct mw_session *s, struct iprev_state *st)
 		    mw_auth_result_name(st->result), st->why);
 }
 
+/*
+ * Generic reverse DNS: once the PTR is in, look at the name the check
+ * settled on (the confirming one, else the first) and act once per
+ * transaction.
+ */
+static void
+generic_check(struct mw_session *s, const struct iprev_cfg *c,
+    struct iprev_state *st)
+{
+	if (st->nptr <= 0 || st->name[0] == '\0')
+		return;
+	if (!st->generic_checked) {
+		st->generic_checked = 1;
+		generic_reason(c, s, st->name, st->generic,
+		    sizeof(st->generic));
+		if (st->generic[0] != '\0')
+			mw_session_note(s, "iprev", "generic PTR name %s: %s",
+			    st->name, st->generic);
+	}
+	if (st->generic[0] == '\0')
+		return;
+	if (c->generic_action.kind == MW_ACT_SCORE)
+		mw_session_act(s, &c->generic_action, 550, "5.7.25",
+		    "iprev generic");
+	else
+		mw_session_act(s, &c->generic_action, 550, "5.7.25",
+		    "Client host [%s] has a generic reverse DNS name (%.200s: "
+		    "%s); use a mail server with a name of its own", s->ip,
+		    st->name, st->generic);
+}
+
 static void
 iprev_on_connect(struct mw_session *s, const void *vc, void *vst)
 {
@@ -396,6 +628,7 @@ iprev_on_rcpt(struct mw_session *s, const void *vc, void *vst,
 	default:
 		break;
 	}
+	generic_check(s, c, st);
 }
 
 static void
@@ -415,6 +648,11 @@ iprev_authres(struct mw_session *s, const void *vc, void *vst,
 		mw_authres_comment(ar, "%s", st->name);
 	else if (st->why[0] != '\0')
 		mw_authres_comment(ar, "%s", st->why);
+	if (st->generic[0] != '\0') {
+		mw_authres_result(ar, "x-iprev-generic", "fail");
+		mw_authres_prop(ar, "policy", "ptr", st->name);
+		mw_authres_comment(ar, "%s", st->generic);
+	}
 }
 
 static void
@@ -434,6 +672,7 @@ const struct mw_module mw_module_iprev = {
 	.cfg_init = iprev_cfg_init,
 	.cfg_set = iprev_cfg_set,
 	.cfg_dump = iprev_cfg_dump,
+	.cfg_free = iprev_cfg_free,
 	.state_size = sizeof(struct iprev_state),
 	.on_connect = iprev_on_connect,
 	.on_helo = iprev_on_helo,

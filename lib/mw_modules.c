@@ -13,10 +13,13 @@ extern const struct mw_module mw_module_size;
 extern const struct mw_module mw_module_iprev;
 extern const struct mw_module mw_module_helo;
 extern const struct mw_module mw_module_dnsbl;
+extern const struct mw_module mw_module_sender;
 extern const struct mw_module mw_module_spf;
 extern const struct mw_module mw_module_dkim;
 extern const struct mw_module mw_module_dmarc;
+extern const struct mw_module mw_module_message;
 extern const struct mw_module mw_module_greylist;
+extern const struct mw_module mw_module_tls;
 
 /*
  * Order matters: hooks of one event run in this order, so a check that
@@ -29,10 +32,13 @@ const struct mw_module *const mw_modules[] = {
 	&mw_module_iprev,
 	&mw_module_helo,
 	&mw_module_dnsbl,
+	&mw_module_sender,	/* before SPF: its lookups share SPF's wait */
 	&mw_module_spf,
 	&mw_module_dkim,
 	&mw_module_dmarc,
+	&mw_module_message,
 	&mw_module_greylist,
+	&mw_module_tls,
 };
 
 const size_t mw_nmodules = sizeof(mw_modules) / sizeof(mw_modules[0]);

@@ -206,6 +206,7 @@ reset_transaction(struct mw_session *s)
 	free(s->mail_from);
 	s->mail_from = NULL;
 	s->size_declared = 0;
+	s->smtputf8 = 0;
 	for (i = 0; i < s->n_rcpts; i++)
 		free(s->rcpts[i]);
 	free(s->rcpts);
@@ -292,6 +293,37 @@ mw_session_set_auth(struct mw_session *s, const char *authen)
 		s->authenticated = 1;
 		s->skip_inbound = 1;
 	}
+}
+
+/* A printable, bounded copy of an MTA macro value ("" for NULL). */
+static void
+copy_macro(char *out, size_t outlen, const char *in)
+{
+	size_t i;
+
+	if (in == NULL)
+		in = "";
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
+		out[i] = ((unsigned char)in[i] < 0x20 ||
+		    (unsigned char)in[i] >= 0x7f) ? '?' : in[i];
+	out[i] = '\0';
+}
+
+void
+mw_session_set_tls(struct mw_session *s, const struct mw_tls_info *t)
+{
+	memset(&s->tls, 0, sizeof(s->tls));
+	if (t == NULL || t->version == NULL || t->version[0] == '\0')
+		return;
+	s->tls.on = 1;
+	copy_macro(s->tls.version, sizeof(s->tls.version), t->version);
+	copy_macro(s->tls.cipher, sizeof(s->tls.cipher), t->cipher);
+	copy_macro(s->tls.bits, sizeof(s->tls.bits), t->bits);
+	copy_macro(s->tls.cert_subject, sizeof(s->tls.cert_subject),
+	    t->cert_subject);
+	copy_macro(s->tls.cert_issuer, sizeof(s->tls.cert_issuer),
+	    t->cert_issuer);
+	copy_macro(s->tls.verify, sizeof(s->tls.verify), t->verify);
 }
 
 const char *
@@ -817,7 +849,8 @@ mw_session_mail(struct mw_session *s, const char *from, char *const *args,
 			mw_session_refuse(s, MW_REJECT, 501, "5.5.4",
 			    "Bad message size syntax");
 			return decide(s, 0, 0);
-		}
+		} else if (strcasecmp(args[i], "SMTPUTF8") == 0)
+			s->smtputf8 = 1;
 	}
 	if (s->authenticated)
 		s->skip_inbound = 1;

@@ -116,6 +116,23 @@ void			 mw_session_free(struct mw_session *s);
 /* Optional facts from the MTA; call before the event they matter to. */
 void	mw_session_set_queue_id(struct mw_session *s, const char *qid);
 void	mw_session_set_auth(struct mw_session *s, const char *authen);
+/*
+ * TLS of the inbound hop, as the MTA's macros tell it ({tls_version},
+ * {cipher}, {cipher_bits}, {cert_subject}, {cert_issuer}, {verify};
+ * Postfix and Sendmail send them at HELO).  A NULL or empty version means
+ * plaintext.  Each call replaces what an earlier one said (the client
+ * says EHLO again after STARTTLS).  Values are copied, bounded and made
+ * printable; any member may be NULL.
+ */
+struct mw_tls_info {
+	const char	*version;	/* "TLSv1.3" */
+	const char	*cipher;	/* "TLS_AES_256_GCM_SHA384" */
+	const char	*bits;		/* "256" */
+	const char	*cert_subject;	/* client certificate, if any */
+	const char	*cert_issuer;
+	const char	*verify;	/* "OK", "FAIL", "NO", "NONE" */
+};
+void	mw_session_set_tls(struct mw_session *s, const struct mw_tls_info *t);
 
 const struct mw_verdict *mw_session_connect(struct mw_session *s,
 	    const char *ip, const char *hostname, int port);

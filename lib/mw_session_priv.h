@@ -64,12 +64,22 @@ struct mw_session {
 	int			 trusted;	/* in trusted_networks */
 	int			 authenticated;
 	int			 skip_inbound;	/* trusted or authenticated */
+	struct {
+		int		 on;		/* TLS in use (a version given) */
+		char		 version[32];
+		char		 cipher[128];
+		char		 bits[16];
+		char		 cert_subject[256];
+		char		 cert_issuer[256];
+		char		 verify[16];
+	}			 tls;		/* mw_session_set_tls() */
 	unsigned long		 n_messages;
 
 	/* transaction */
 	int			 in_transaction;
 	char			*mail_from;	/* without <>, "" = null sender */
 	unsigned long long	 size_declared;	/* ESMTP SIZE=, 0 = none */
+	int			 smtputf8;	/* ESMTP SMTPUTF8 given */
 	char			**rcpts;	/* accepted, without <> */
 	size_t			 n_rcpts;
 	struct mw_buf		 rcpt_log;	/* every RCPT and its answer */

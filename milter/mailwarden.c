@@ -131,15 +131,44 @@ note_queue_id(SMFICTX *ctx, struct mw_session *s)
 		mw_session_set_queue_id(s, qid);
 }
 
+/*
+ * The TLS macros we ask for at HELO ([tls]).  Postfix's default
+ * milter_helo_macros and Sendmail's default Milter.macros.helo send all
+ * but {verify}; an MTA that lets the milter choose (SMFIF_SETSYMLIST,
+ * Postfix 2.6 and later, Sendmail 8.14) gets this list.
+ */
+#define MW_HELO_MACROS \
+	"{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer} " \
+	"{verify}"
+
+/* Pass the TLS macros the MTA sent (none: plaintext) to the session. */
+static void
+note_tls(SMFICTX *ctx, struct mw_session *s)
+{
+	struct mw_tls_info t;
+
+	t.version = smfi_getsymval(ctx, "{tls_version}");
+	t.cipher = smfi_getsymval(ctx, "{cipher}");
+	t.bits = smfi_getsymval(ctx, "{cipher_bits}");
+	t.cert_subject = smfi_getsymval(ctx, "{cert_subject}");
+	t.cert_issuer = smfi_getsymval(ctx, "{cert_issuer}");
+	t.verify = smfi_getsymval(ctx, "{verify}");
+	mw_session_set_tls(s, &t);
+}
+
 static sfsistat
 cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     unsigned long f2, unsigned long f3, unsigned long *pf0,
     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
-	(void)ctx;
 	(void)f2;
 	(void)f3;
-	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
+	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE |
+	    SMFIF_SETSYMLIST);
+	if ((f0 & SMFIF_SETSYMLIST) != 0 &&
+	    smfi_setsymlist(ctx, SMFIM_HELO, MW_HELO_MACROS) != MI_SUCCESS)
+		mw_log(LOG_WARNING, "smfi_setsymlist failed: relying on the "
+		    "MTA's default HELO macros");
 	/*
 	 * Header values exactly as received (leading space included): the
 	 * DKIM verifier needs the original bytes.
@@ -223,6 +252,8 @@ cb_helo(SMFICTX *ctx, char *helo)
 
 	if (s == NULL)
 		return tempfail_nomem(ctx);
+	/* After STARTTLS the client says EHLO again: the macros are new. */
+	note_tls(ctx, s);
 	return answer(ctx, mw_session_helo(s, helo));
 }
 

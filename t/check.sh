@@ -56,7 +56,14 @@ make_cert() {
 	openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
 	    -subj "/CN=mx.smtp.selfcheck.test" -keyout "$LAB/tls.key" \
 	    -out "$LAB/tls.crt" >/dev/null 2>&1
-	chmod 0644 "$LAB/tls.crt" "$LAB/tls.key"
+	# ... and one for another name (the name-mismatch case), valid longer
+	openssl req -x509 -newkey rsa:2048 -nodes -days 90 \
+	    -subj "/CN=other.selfcheck.test" \
+	    -addext "subjectAltName = DNS:other.selfcheck.test" \
+	    -keyout "$LAB/tls-other.key" -out "$LAB/tls-other.crt" \
+	    >/dev/null 2>&1
+	chmod 0644 "$LAB/tls.crt" "$LAB/tls.key" "$LAB/tls-other.crt" \
+	    "$LAB/tls-other.key"
 }
 
 need_postfix() {

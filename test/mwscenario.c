@@ -9,6 +9,7 @@
  *				@VAR@ is replaced by $VAR from the environment
  *	connect IP [NAME]	client address and MTA-verified name
  *	auth USER		client authenticated as USER
+ *	tls VERSION [CIPHER [BITS]]	the MTA's TLS macros ("tls -" = plaintext)
  *	helo NAME
  *	mail <ADDR> [ARGS...]
  *	rcpt <ADDR>
@@ -288,6 +289,18 @@ main(int argc, char **argv)
 		if (strcmp(cmd, "auth") == 0) {
 			mw_session_set_auth(s, arg);
 			printf("auth %s\n", arg);
+		} else if (strcmp(cmd, "tls") == 0) {
+			char *av[3] = { NULL, NULL, NULL };
+			struct mw_tls_info t;
+
+			printf("tls %s\n", arg);
+			split_args(arg, av, 3);
+			memset(&t, 0, sizeof(t));
+			if (av[0] != NULL && strcmp(av[0], "-") != 0)
+				t.version = av[0];
+			t.cipher = av[1];
+			t.bits = av[2];
+			mw_session_set_tls(s, &t);
 		} else if (strcmp(cmd, "helo") == 0) {
 			printf("helo %s\n", arg);
 			print_verdict(mw_session_helo(s, arg));

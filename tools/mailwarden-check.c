@@ -47,7 +47,7 @@
 enum {
 	OPT_IP = 256, OPT_NAME, OPT_HELO, OPT_FROM, OPT_RCPT, OPT_AUTH,
 	OPT_RECORD, OPT_NO_DATA, OPT_SELF, OPT_DOMAIN, OPT_SELECTOR, OPT_KEY,
-	OPT_SMTP, OPT_SMTP_PORT, OPT_SMTP_TIMEOUT, OPT_NAMESERVER, OPT_JSON,
+	OPT_SMTP, OPT_SMTP_PORT, OPT_SMTP_TIMEOUT, OPT_RELAY_RCPT, OPT_NAMESERVER, OPT_JSON,
 	OPT_COLOR, OPT_VERSION, OPT_SHOW_MESSAGE
 };
 
@@ -68,6 +68,7 @@ static const struct option longopts[] = {
 	{ "smtp", no_argument, NULL, OPT_SMTP },
 	{ "smtp-port", required_argument, NULL, OPT_SMTP_PORT },
 	{ "smtp-timeout", required_argument, NULL, OPT_SMTP_TIMEOUT },
+	{ "relay-rcpt", required_argument, NULL, OPT_RELAY_RCPT },
 	{ "nameserver", required_argument, NULL, OPT_NAMESERVER },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "color", required_argument, NULL, OPT_COLOR },
@@ -87,7 +88,8 @@ usage(FILE *fp)
 "           [--record] [--no-data] [--json] [MESSAGE.eml | -]\n"
 "       mailwarden-check --self --domain DOMAIN [--ip IP] [--helo NAME]\n"
 "           [--selector SEL ...] [--key PRIVATE.pem] [--smtp\n"
-"           [--smtp-port N] [--smtp-timeout S]] [-c FILE] [--json]\n"
+"           [--smtp-port N] [--smtp-timeout S] [--relay-rcpt ADDR]]\n"
+"           [-c FILE] [--json]\n"
 "       mailwarden-check --show-message MESSAGE.eml\n"
 "common: [--nameserver IP:PORT] [--color auto|always|never] [-v]\n"
 "Explain mode exits 0 (accept), 75 (tempfail), 69 (reject); self-check\n"
@@ -229,6 +231,14 @@ parse_opts(int argc, char **argv, struct mwc_opts *o)
 			    o->smtp_timeout < 1 || o->smtp_timeout > 600)
 				return bad_usage("--smtp-timeout %s: seconds, "
 				    "1 to 600", optarg);
+			break;
+		case OPT_RELAY_RCPT:
+			if (strchr(optarg, '@') == NULL ||
+			    strpbrk(optarg, "<> \t\r\n") != NULL ||
+			    strlen(optarg) > 300)
+				return bad_usage("--relay-rcpt %s: an address "
+				    "user@domain", optarg);
+			o->relay_rcpt = optarg;
 			break;
 		case OPT_NAMESERVER:
 			o->nameserver = optarg;

@@ -68,7 +68,11 @@ struct mwc_opts {
 	int		 smtp;
 	int		 smtp_port;
 	int		 smtp_timeout;	/* seconds per reply */
+	const char	*relay_rcpt;	/* --relay-rcpt, NULL = default */
 };
+
+/* The open-relay probe's recipient: a domain nobody's MX serves for us. */
+#define MWC_RELAY_RCPT	"mailwarden-relay-test@example.com"
 
 /* mwc_explain.c */
 int	mwc_explain(struct mw_ctx *ctx, const struct mwc_opts *o);

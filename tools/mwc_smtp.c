@@ -6,7 +6,12 @@
  *
  * Greeting (220, with the MX's own name), EHLO (STARTTLS offered?),
  * MAIL FROM:<> (bounces use the null sender), RCPT TO postmaster@ and
- * abuse@ the domain (RFC 5321 section 4.5.1, RFC 2142), then QUIT.
+ * abuse@ the domain (RFC 5321 section 4.5.1, RFC 2142), RCPT TO an
+ * address of a domain the MX is not responsible for (--relay-rcpt:
+ * an open relay accepts it), then RSET, STARTTLS and a look at the
+ * certificate the MX presents (OpenSSL): chain valid against the system
+ * CA store, name matching the MX host, expiry (a warning under 14
+ * days), protocol and cipher; then QUIT (inside TLS).
  * Never DATA: no message is ever sent.  Every read and write is
  * bounded by --smtp-timeout; replies are read line by line into fixed
  * buffers, so a hostile server gets nothing but a failed item.
@@ -25,12 +30,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "mw_buf.h"
 #include "mwc.h"
 
 #define LINE_MAX_KEPT	512	/* bytes of a reply line we keep */
+#define CERT_WARN_DAYS	14	/* warn when the certificate expires sooner */
 #define REPLY_LINES_MAX	64	/* lines of one reply */
 
 struct conn {
@@ -283,6 +294,244 @@ rcpt(struct mwc_report *r, struct conn *c, struct reply *rp, const char *who,
 	mwc_detail(r, "<- %s", rp->first);
 }
 
+
+/* Drive one OpenSSL call on the non-blocking socket; 1 done, -1 error. */
+static int
+tls_step(struct conn *c, SSL *ssl, int rc)
+{
+	switch (SSL_get_error(ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return wait_fd(c, POLLIN) == -1 ? -1 : 0;
+	case SSL_ERROR_WANT_WRITE:
+		return wait_fd(c, POLLOUT) == -1 ? -1 : 0;
+	default:
+		snprintf(c->err, sizeof(c->err), "%s", ERR_peek_last_error() ?
+		    ERR_reason_error_string(ERR_peek_last_error()) :
+		    "connection closed during the TLS handshake");
+		if (c->err[0] == '\0' || strcmp(c->err, "(null)") == 0)
+			snprintf(c->err, sizeof(c->err), "TLS error");
+		return -1;
+	}
+}
+
+/* The names a certificate is for: CN and DNS subjectAltNames. */
+static void
+cert_names(X509 *cert, char *out, size_t outlen)
+{
+	GENERAL_NAMES *sans;
+	char cn[256];
+	size_t o = 0;
+	int i;
+
+	out[0] = '\0';
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+	    NID_commonName, cn, sizeof(cn)) > 0)
+		o += (size_t)snprintf(out, outlen, "CN=%s", cn);
+	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) &&
+	    o < outlen; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+		const unsigned char *d;
+		int len;
+
+		if (g->type != GEN_DNS)
+			continue;
+		d = ASN1_STRING_get0_data(g->d.dNSName);
+		len = ASN1_STRING_length(g->d.dNSName);
+		o += (size_t)snprintf(out + o, outlen - o, "%sDNS:%.*s",
+		    o ? ", " : "", len > 200 ? 200 : len, (const char *)d);
+	}
+	if (sans != NULL)
+		GENERAL_NAMES_free(sans);
+	for (o = 0; out[o] != '\0'; o++)
+		if ((unsigned char)out[o] < 0x20 || (unsigned char)out[o] >= 0x7f)
+			out[o] = '?';
+}
+
+/* A one-line X509_NAME, printable. */
+static void
+name_line(const X509_NAME *n, char *out, size_t outlen)
+{
+	size_t i;
+
+	X509_NAME_oneline(n, out, (int)outlen);
+	for (i = 0; out[i] != '\0'; i++)
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] >= 0x7f)
+			out[i] = '?';
+}
+
+/* The certificate items, from a finished handshake. */
+static void
+tls_report(struct mwc_report *r, SSL *ssl, const char *mx)
+{
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+	const char *version = SSL_get_version(ssl);
+	const ASN1_TIME *na;
+	char names[1024], subj[512], issuer[512], fix[600], when[64];
+	long verify;
+	int bits = 0, days = 0, secs = 0;
+	struct tm tm;
+
+	SSL_get_cipher_bits(ssl, &bits);
+	if (SSL_version(ssl) >= TLS1_2_VERSION)
+		mwc_item(r, MWC_PASS, "smtp-tls-protocol", NULL, "TLS "
+		    "handshake: %s, %s (%d bits)", version,
+		    SSL_get_cipher_name(ssl), bits);
+	else
+		mwc_item(r, MWC_WARN, "smtp-tls-protocol", "offer TLSv1.2 or "
+		    "newer (Postfix: smtpd_tls_protocols = >=TLSv1.2)",
+		    "TLS handshake: %s, %s (%d bits): older than TLSv1.2",
+		    version, SSL_get_cipher_name(ssl), bits);
+	if (cert == NULL) {
+		mwc_item(r, MWC_FAIL, "smtp-tls-certificate", "give the MX a "
+		    "certificate (Postfix: smtpd_tls_cert_file)", "the MX "
+		    "presents no certificate");
+		return;
+	}
+	name_line(X509_get_subject_name(cert), subj, sizeof(subj));
+	name_line(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+	cert_names(cert, names, sizeof(names));
+
+	/* Chain: verified by OpenSSL against the system CA store. */
+	verify = SSL_get_verify_result(ssl);
+	if (verify == X509_V_OK)
+		mwc_item(r, MWC_PASS, "smtp-tls-chain", NULL, "the certificate "
+		    "chain is valid (system CA store)");
+	else
+		mwc_item(r, MWC_FAIL, "smtp-tls-chain", "use a certificate from "
+		    "a public CA (Let's Encrypt) and serve the intermediate "
+		    "certificates too (Postfix: the chain in smtpd_tls_chain_"
+		    "files)", "the certificate chain does not verify: %s",
+		    X509_verify_cert_error_string(verify));
+	mwc_detail(r, "subject %s", subj);
+	mwc_detail(r, "issuer %s", issuer);
+
+	/* Name: the MX host name, as a sending server checks it. */
+	snprintf(fix, sizeof(fix), "get a certificate for %s (a subjectAlt"
+	    "Name), the name the MX record points to", mx);
+	if (X509_check_host(cert, mx, 0, 0, NULL) == 1)
+		mwc_item(r, MWC_PASS, "smtp-tls-name", NULL, "the certificate "
+		    "is valid for the MX name %s", mx);
+	else
+		mwc_item(r, MWC_FAIL, "smtp-tls-name", fix, "the certificate "
+		    "is not valid for the MX name %s", mx);
+	mwc_detail(r, "names: %s", names[0] ? names : "none");
+
+	/* Expiry. */
+	na = X509_get0_notAfter(cert);
+	when[0] = '\0';
+	if (ASN1_TIME_to_tm(na, &tm) == 1)
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (!ASN1_TIME_diff(&days, &secs, NULL, na))
+		mwc_item(r, MWC_FAIL, "smtp-tls-expiry", "renew the "
+		    "certificate", "the certificate's expiry date is "
+		    "unreadable");
+	else if (days < 0 || secs < 0)
+		mwc_item(r, MWC_FAIL, "smtp-tls-expiry", "renew the "
+		    "certificate", "the certificate expired on %s", when);
+	else if (days < CERT_WARN_DAYS)
+		mwc_item(r, MWC_WARN, "smtp-tls-expiry", "renew the "
+		    "certificate (certbot renew, or your CA's tool) and "
+		    "reload the MTA", "the certificate expires in %d "
+		    "day%s, on %s", days, days == 1 ? "" : "s", when);
+	else
+		mwc_item(r, MWC_PASS, "smtp-tls-expiry", NULL, "the "
+		    "certificate is valid until %s (%d days)", when, days);
+	X509_free(cert);
+}
+
+/*
+ * STARTTLS (the 220 already read), the handshake and the report; QUIT
+ * inside TLS.  Returns -1 if the connection is no longer usable.
+ */
+static int
+tls_probe(struct mwc_report *r, struct conn *c, const char *mx)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	int rc, ret = -1;
+
+	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL) {
+		mwc_item(r, MWC_FAIL, "smtp-tls-protocol", NULL, "cannot set "
+		    "up OpenSSL");
+		goto out;
+	}
+	/* Verify (and report) rather than abort: we want every item. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	(void)SSL_CTX_set_default_verify_paths(ctx);
+	(void)SSL_CTX_set_min_proto_version(ctx, 0);
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	(void)SSL_set_tlsext_host_name(ssl, mx);
+	SSL_set_fd(ssl, c->fd);
+	ERR_clear_error();
+	while ((rc = SSL_connect(ssl)) != 1)
+		if (tls_step(c, ssl, rc) == -1) {
+			mwc_item(r, MWC_FAIL, "smtp-tls-protocol", "look at "
+			    "the MX's log for why", "the TLS handshake after "
+			    "STARTTLS fails: %s", c->err);
+			goto out;
+		}
+	tls_report(r, ssl, mx);
+	/* QUIT inside TLS; the goodbye is not waited for. */
+	ERR_clear_error();
+	for (;;) {
+		rc = SSL_write(ssl, "QUIT\r\n", 6);
+		if (rc > 0 || tls_step(c, ssl, rc) == -1)
+			break;
+	}
+	(void)SSL_shutdown(ssl);
+	ret = 0;
+out:
+	ERR_clear_error();
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	return ret;
+}
+
+/*
+ * Open relay: a recipient of a domain the MX is not responsible for,
+ * without authentication.  It must be refused; the transaction is reset
+ * afterwards whatever the answer, so nothing can ever be relayed.
+ */
+static int
+relay_probe(struct mwc_report *r, struct conn *c, struct reply *rp,
+    const struct mwc_opts *o)
+{
+	const char *to = o->relay_rcpt != NULL ? o->relay_rcpt :
+	    MWC_RELAY_RCPT;
+	const char *at = strrchr(to, '@');
+	char addr[320];
+
+	if (at != NULL && strcasecmp(at + 1, o->domain) == 0) {
+		mwc_item(r, MWC_SKIP, "smtp-relay", "give --relay-rcpt an "
+		    "address of another domain", "the relay test address %s "
+		    "is in %s itself", to, o->domain);
+		return 0;
+	}
+	snprintf(addr, sizeof(addr), "<%s>", to);
+	if (command(r, c, rp, "smtp-relay", "RCPT TO", "RCPT TO:%s",
+	    addr) == -1)
+		return -1;
+	if (rp->code / 100 == 2)
+		mwc_item(r, MWC_FAIL, "smtp-relay", "refuse mail for other "
+		    "domains from clients that did not authenticate (Postfix: "
+		    "smtpd_relay_restrictions = permit_mynetworks, "
+		    "permit_sasl_authenticated, defer_unauth_destination; "
+		    "and keep mynetworks to your own hosts)", "OPEN RELAY: "
+		    "RCPT TO:%s (a domain this MX does not serve) is "
+		    "accepted without authentication", addr);
+	else if (rp->code / 100 == 4)
+		mwc_item(r, MWC_WARN, "smtp-relay", "run the check again "
+		    "later", "RCPT TO:%s is refused for now, so relaying "
+		    "could not be tested: %s", addr, rp->first);
+	else
+		mwc_item(r, MWC_PASS, "smtp-relay", NULL, "relaying is "
+		    "refused: RCPT TO:%s (another domain) gets %d", addr,
+		    rp->code);
+	mwc_detail(r, "<- %s", rp->first);
+	return 0;
+}
+
 void
 mwc_smtp_probe(struct mwc_report *r, struct mw_ctx *ctx,
     const struct mwc_opts *o, const char *mx, const char *addr)
@@ -377,6 +626,26 @@ mwc_smtp_probe(struct mwc_report *r, struct mw_ctx *ctx,
 		rcpt(r, c, &rp, "postmaster", o->domain, "RFC 5321 section "
 		    "4.5.1");
 		rcpt(r, c, &rp, "abuse", o->domain, "RFC 2142");
+		if (relay_probe(r, c, &rp, o) == -1)
+			goto out;
+	} else
+		mwc_item(r, MWC_SKIP, "smtp-relay", NULL, "relaying not "
+		    "tested: MAIL FROM was refused");
+	/* Never DATA: end the transaction before anything else. */
+	if (command(r, c, &rp, "smtp-rset", "RSET", "%s", "RSET") == -1)
+		goto out;
+	if (tls) {
+		if (command(r, c, &rp, "smtp-tls-protocol", "STARTTLS", "%s",
+		    "STARTTLS") == -1)
+			goto out;
+		if (rp.code != 220) {
+			mwc_item(r, MWC_FAIL, "smtp-tls-protocol", "look at "
+			    "the MX's log for why", "STARTTLS is offered but "
+			    "refused: %s", rp.first);
+			goto quit;
+		}
+		(void)tls_probe(r, c, mx);
+		goto out;
 	}
 quit:
 	/* Never DATA: QUIT, and do not wait long for the goodbye. */
