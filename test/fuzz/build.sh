@@ -76,13 +76,13 @@ fi
 mkdir -p "$obj/lib"
 for f in $srcs "$src_fuzz/stub_dns.c"; do
 	# shellcheck disable=SC2086
-	$CC $CFLAGS -fsanitize=fuzzer-no-link $(pkg-config --cflags opendkim hiredis inih openssl) \
+	$CC $CFLAGS -fsanitize=fuzzer-no-link $(pkg-config --cflags opendkim hiredis inih openssl libidn2 libpsl) \
 	    -c "$f" -o "$obj/lib/$(basename "$f" .c).o"
 done
 for h in ${MW_FUZZ_HARNESSES:-fuzz_spf fuzz_session fuzz_ini}; do
 	# shellcheck disable=SC2086
 	$CC $CFLAGS -fsanitize=fuzzer -o "$out/$h" "$src_fuzz/$h.c" "$obj"/lib/*.o \
-	    $spf_libs $(pkg-config --libs opendkim hiredis inih openssl) \
+	    $spf_libs $(pkg-config --libs opendkim hiredis inih openssl libidn2 libpsl) \
 	    -lopendmarc -lpthread -lm
 	echo "built $out/$h"
 done
