@@ -1,34 +1,64 @@
 /*
- * mw_dmarc -- DMARC (RFC 7489), section [dmarc].
+ * mw_dmarc -- DMARC (RFC 9989), section [dmarc].
  *
- * Evaluates the RFC5322.From domain of every inbound message against
- * the domain's published policy, with libopendmarc doing the policy
- * arithmetic (alignment, p/sp selection) and everything else done here:
+ * Evaluates the RFC5322.From domain (the Author Domain) of every inbound
+ * message against the policy its owner publishes, and decides what to do
+ * with a message that fails.  A module of the session library: the hooks
+ * at the end of this file are called by mw_session.c; nothing here is
+ * called directly.
  *
- *  - the From header field is parsed by our own strict parser (below):
+ *  - The From header field is parsed by our own strict parser (below):
  *    exactly one From field with one or more mailboxes; no From, several
  *    From fields, or a From we cannot read give dmarc=permerror and
  *    [dmarc] bad_from_action -- never "no DMARC" (the OpenDMARC
  *    CVE-2019-16378 and CVE-2021-34555 class of bypasses).  A From with
  *    several mailboxes is evaluated per domain; the strictest outcome
- *    wins (RFC 7489 section 6.6.1).
- *  - _dmarc.<domain> is looked up through mw_dns as soon as the From
- *    field is seen, together with _dmarc.<organizational domain> (Public
- *    Suffix List, read by libopendmarc), and waited for at end of
- *    message.  TXT records that do not start "v=DMARC1" are discarded;
- *    several DMARC records mean no policy (RFC 7489 section 6.6.3).
- *  - the SPF and DKIM inputs are OUR results (s->res, from mw_spf and
+ *    wins (RFC 9989 5.3.1 allows going on).  A U-label domain (RFC 6532)
+ *    is converted to its A-label with libidn2 first (RFC 9989 5.3.1).
+ *  - Policy discovery and the Organizational Domain come from the RFC
+ *    9989 section 4.10 DNS Tree Walk: _dmarc.<Author Domain>, then its
+ *    parents one label at a time (a name of more than 8 labels jumps to
+ *    its last 7), at most 8 queries, stopping at a record with psd=y or
+ *    psd=n; several DMARC records at one name count as none.  All the
+ *    walk's queries are sent through mw_dns at once when the From field
+ *    arrives (so they run in parallel and are cached) and read in walk
+ *    order at end of message.  Alignment (4.10.2) walks the SPF and DKIM
+ *    identifiers the same way, when relaxed alignment needs it.
+ *    [dmarc] discovery = psl is the RFC 7489 way instead (Author Domain,
+ *    then the Organizational Domain from the Public Suffix List, libpsl).
+ *  - Tags: p, sp, np (non-existent subdomains: the Author Domain is
+ *    asked for an A record; NXDOMAIN means it does not exist, RFC 9989
+ *    3.2.13), psd, t=y (one policy level down), adkim, aspf, rua, ruf,
+ *    fo.  pct, rf, ri and unknown tags are ignored.  A syntax error in a
+ *    tag's value makes that tag take its default (4.8); a missing or
+ *    invalid p= (or an invalid sp=/np=) means p=none when rua= has a
+ *    valid URI, else no DMARC at all (4.10.1).  A record that repeats a
+ *    tag is not a valid record (RFC 6376 3.2 tag-list, which 4.7 adopts):
+ *    discovery goes on past it, and if no valid record is found the
+ *    result is dmarc=permerror.  A byte outside printable ASCII (a NUL)
+ *    in a value is a syntax error of that tag.
+ *  - The SPF and DKIM inputs are OUR results (s->res, from mw_spf and
  *    mw_dkim, which run before us), never Authentication-Results or
  *    Received-SPF fields found in the message (CVE-2019-20790 class).
  *
+ * Why not libopendmarc (Debian's 1.4.2, written for RFC 7489): its
+ * record parser knows no np=, psd= or t=, keeps the last of a repeated
+ * tag, rejects a record without p= and refuses unknown tag values; its
+ * Organizational Domain and its alignment check come from a Public
+ * Suffix List, which RFC 9989 replaced with the tree walk.  Those were
+ * all it did for us, so the record parser, the walk and the alignment
+ * check are here now and this module no longer links it (tools/mwc_self.c
+ * still parses records with it for its advice).
+ *
  * Results: "dmarc=pass header.from=example.org policy.dmarc=reject
- * (p=reject sp=reject dis=none)" in Authentication-Results; actions at
- * end of message: p=reject -> reject_action, p=quarantine ->
- * quarantine_action (an annotation header, the MTA's hold queue, or an
- * ordinary action), pct= sampling, override_domains for mailing lists.
- * Postmaster@ and other exempt recipients: annotation only.  A record
- * per message for aggregate reports goes to history_file (JSON lines).
- * See the [dmarc] section of etc/mailwarden.ini for every key.
+ * (p=reject sp=reject np=reject dis=none)" in Authentication-Results;
+ * actions at end of message: policy reject -> reject_action, quarantine
+ * -> quarantine_action (an annotation header, the MTA's hold queue, or
+ * an ordinary action), override_domains for mailing lists.  Postmaster@
+ * and other exempt recipients: annotation only.  A record per message
+ * for aggregate reports goes to history_file (JSON lines, format at
+ * history_record() below and in mailwarden.ini(5)).  See the [dmarc]
+ * section of etc/mailwarden.ini for every key.
  */
 #include "config.h"
 
@@ -46,23 +76,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <opendmarc/dmarc.h>
+#include <idn2.h>
+#include <libpsl.h>
 
 #include "mw_authres.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
 #include "mw_text.h"
 
-/* Exported by libopendmarc 1.4 (the PSL lookup) but not in dmarc.h. */
-int	opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
-/* Exported by libopendmarc 1.4, documented, but not in dmarc.h. */
-OPENDMARC_STATUS_T opendmarc_policy_fetch_fo(DMARC_POLICY_T *pctx, int *fo);
-
 #define DMARC_MAX_DOMAINS	8	/* distinct From domains evaluated */
 #define DMARC_MAX_MAILBOXES	64	/* mailboxes in the From field */
 #define DMARC_MAX_TOKENS	4096	/* tokens of the From field */
 #define DMARC_MAX_RECORD	4096	/* a longer record is a permerror */
 #define DMARC_DOMAIN_MAX	256
+#define DMARC_WALK_MAX		8	/* queries of one tree walk (4.10) */
+#define DMARC_MAX_NAMES		160	/* distinct _dmarc names a message asks */
 
 /* ------------------------------------------------------------------ */
 /* Configuration */
@@ -79,13 +107,16 @@ struct disp_action {
 	struct mw_action	act;	/* DISP_ACTION */
 };
 
+enum discovery { DISC_TREEWALK = 0, DISC_PSL };
+
 struct dmarc_cfg {
+	enum discovery		 discovery;
 	char			*psl_file;
 	struct disp_action	 reject_action;
 	struct disp_action	 quarantine_action;
 	char			*reject_text;
 	char			*quarantine_header;
-	bool			 honor_pct;
+	bool			 honor_pct;	/* accepted, ignored (RFC 9989) */
 	char			**override_domains;
 	size_t			 n_override;
 	struct mw_action	 bad_from_action;
@@ -99,6 +130,7 @@ dmarc_cfg_init(void *vc)
 {
 	struct dmarc_cfg *c = vc;
 
+	c->discovery = DISC_TREEWALK;
 	c->psl_file = strdup(MW_DEFAULT_PSL);
 	c->reject_action.mode = DISP_ACTION;
 	c->reject_action.act.kind = MW_ACT_REJECT;
@@ -161,6 +193,18 @@ dmarc_cfg_set(void *vc, const char *k, const char *v, char *err,
 {
 	struct dmarc_cfg *c = vc;
 
+	if (strcmp(k, "discovery") == 0) {
+		if (strcasecmp(v, "treewalk") == 0)
+			c->discovery = DISC_TREEWALK;
+		else if (strcasecmp(v, "psl") == 0)
+			c->discovery = DISC_PSL;
+		else {
+			snprintf(err, errlen, "want treewalk or psl, not "
+			    "\"%s\"", v);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(k, "psl_file") == 0)
 		return mw_set_string(&c->psl_file, v, err, errlen);
 	if (strcmp(k, "reject_action") == 0)
@@ -182,7 +226,7 @@ dmarc_cfg_set(void *vc, const char *k, const char *v, char *err,
 		}
 		return mw_set_string(&c->quarantine_header, v, err, errlen);
 	}
-	if (strcmp(k, "honor_pct") == 0)
+	if (strcmp(k, "honor_pct") == 0)	/* RFC 9989 has no pct= */
 		return mw_parse_bool(v, &c->honor_pct, err, errlen);
 	if (strcmp(k, "override_domains") == 0)
 		return mw_split_list(v, &c->override_domains, &c->n_override,
@@ -226,7 +270,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 			return -1;
 		}
 	}
-	if (*c->psl_file != '\0' &&
+	if (c->discovery == DISC_PSL && *c->psl_file != '\0' &&
 	    access(c->psl_file, R_OK) == -1) {
 		snprintf(err, errlen, "psl_file %s: %s (apt-get install "
 		    "publicsuffix, or set psl_file)", c->psl_file,
@@ -234,7 +278,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 		return -1;
 	}
 	/* Never a directory, FIFO or /dev/zero: the loader would hang. */
-	if (*c->psl_file != '\0' &&
+	if (c->discovery == DISC_PSL && *c->psl_file != '\0' &&
 	    mw_check_regular(c->psl_file, MW_CONFIG_MAX_BYTES, why,
 	    sizeof(why)) == -1) {
 		snprintf(err, errlen, "psl_file %s", why);
@@ -251,10 +295,10 @@ dmarc_cfg_dump(const void *vc, void *vfp)
 	char b1[32], b2[32], b3[32], b4[32], b5[32];
 	size_t i;
 
-	fprintf(fp, "psl_file = %s\nreject_action = %s\n"
-	    "quarantine_action = %s\nreject_text = %s\n"
+	fprintf(fp, "discovery = %s\npsl_file = %s\n"
+	    "reject_action = %s\nquarantine_action = %s\nreject_text = %s\n"
 	    "quarantine_header = %s\nhonor_pct = %s\noverride_domains =",
-	    c->psl_file,
+	    c->discovery == DISC_PSL ? "psl" : "treewalk", c->psl_file,
 	    disp_name(&c->reject_action, b1, sizeof(b1)),
 	    disp_name(&c->quarantine_action, b2, sizeof(b2)),
 	    c->reject_text, c->quarantine_header,
@@ -283,56 +327,51 @@ dmarc_cfg_free(void *vc)
 
 /* ------------------------------------------------------------------ */
 /*
- * The library: one initialisation per process.  libopendmarc keeps the
- * Public Suffix List in a process-wide table; opendmarc_tld_read_file()
- * swaps in a new one under its own mutex, so a reload (SIGHUP: a new
- * context while the old one still serves sessions) may re-read it.
+ * The process-wide part: with discovery = psl, the Public Suffix List
+ * (libpsl; its lookups are read-only and safe from every thread).  A
+ * reload builds a new one beside the old.
  */
 
-static pthread_mutex_t	lib_lock = PTHREAD_MUTEX_INITIALIZER;
-static int		lib_refs;
+struct dmarc_global {
+	psl_ctx_t	*psl;
+};
 
 static int
 dmarc_global_new(const struct mw_config *mc, const void *vc, void **global,
     char *err, size_t errlen)
 {
 	const struct dmarc_cfg *c = vc;
-	OPENDMARC_LIB_T lib;
-	int r = 0;
+	struct dmarc_global *g;
 
 	(void)mc;
 	*global = NULL;
-	pthread_mutex_lock(&lib_lock);
-	if (lib_refs == 0) {
-		memset(&lib, 0, sizeof(lib));
-		lib.tld_type = *c->psl_file != '\0' ?
-		    OPENDMARC_TLD_TYPE_MOZILLA : OPENDMARC_TLD_TYPE_NONE;
-		snprintf((char *)lib.tld_source_file,
-		    sizeof(lib.tld_source_file), "%s", c->psl_file);
-		r = opendmarc_policy_library_init(&lib);
-	} else if (*c->psl_file != '\0')
-		r = opendmarc_tld_read_file(c->psl_file, "//", "*.", "!");
-	if (r == 0)
-		lib_refs++;
-	pthread_mutex_unlock(&lib_lock);
-	if (r != 0) {
-		snprintf(err, errlen, "dmarc: cannot load psl_file %s: %s",
-		    c->psl_file, strerror(r > 0 && r < 200 ? r : EINVAL));
+	if (c->discovery != DISC_PSL)
+		return 0;
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		snprintf(err, errlen, "dmarc: out of memory");
 		return -1;
 	}
-	*global = &lib_refs;	/* a token: the library is ours */
+	g->psl = *c->psl_file != '\0' ? psl_load_file(c->psl_file) :
+	    psl_latest(NULL);
+	if (g->psl == NULL) {
+		snprintf(err, errlen, "dmarc: cannot load psl_file %s",
+		    *c->psl_file != '\0' ? c->psl_file : "(libpsl default)");
+		free(g);
+		return -1;
+	}
+	*global = g;
 	return 0;
 }
 
 static void
 dmarc_global_free(void *global)
 {
-	if (global == NULL)
+	struct dmarc_global *g = global;
+
+	if (g == NULL)
 		return;
-	pthread_mutex_lock(&lib_lock);
-	if (--lib_refs == 0)
-		opendmarc_policy_library_shutdown(NULL);
-	pthread_mutex_unlock(&lib_lock);
+	psl_free(g->psl);
+	free(g);
 }
 
 /* ------------------------------------------------------------------ */
@@ -355,56 +394,114 @@ dres_name(enum dres r)
 	return "none";
 }
 
+/* Policy values of p=, sp=, np=. */
+enum pol { POL_UNSET = 0, POL_NONE, POL_QUARANTINE, POL_REJECT, POL_BAD };
+
+static const char *
+pol_name(int p)
+{
+	switch (p) {
+	case POL_REJECT: return "reject";
+	case POL_QUARANTINE: return "quarantine";
+	}
+	return "none";
+}
+
+/* One parsed DMARC record (RFC 9989 4.7). */
+struct drec {
+	int		 p, sp, np;	/* enum pol */
+	char		 psd;		/* 'y' 'n' 'u' */
+	int		 t;		/* t=y */
+	char		 adkim, aspf;	/* 'r' 's' */
+	char		 fo[16];
+	char		 rua[512];	/* as published, "" if none */
+	char		 ruf[512];
+	int		 rua_ok;	/* rua= has a syntactically valid URI */
+	char		 dup[16];	/* a repeated tag: not a valid record */
+	char		 bad[64];	/* first tag with a syntax error */
+};
+
+/* What one _dmarc.<name> TXT query gave. */
+enum lookup {
+	LK_RECORD,	/* one valid DMARC record: rec */
+	LK_NONE,	/* no DMARC record (NXDOMAIN, NODATA, other TXT) */
+	LK_SEVERAL,	/* several DMARC records: none counts */
+	LK_INVALID,	/* one DMARC record that is not valid: rec.dup */
+	LK_TEMP,	/* DNS: could not find out */
+	LK_PERM		/* DNS: a bad answer */
+};
+
+struct dq {
+	char			 name[DMARC_DOMAIN_MAX];	/* without _dmarc. */
+	struct mw_dns_query	*q;
+	int			 done;
+	enum lookup		 lk;
+	const char		*error;	/* LK_TEMP, LK_PERM */
+	struct drec		 rec;
+};
+
+/* The outcome of a DNS Tree Walk (or of the PSL) for one domain. */
+struct walk {
+	enum lookup	 err;		/* LK_NONE, or LK_TEMP / LK_PERM */
+	struct dq	*err_at;
+	char		 org[DMARC_DOMAIN_MAX];	/* Organizational Domain */
+	struct dq	*org_rq;	/* its record, if it has one */
+	struct dq	*psd_rq;	/* the psd=y record that stopped it */
+	struct dq	*invalid;	/* an invalid record on the way */
+	struct dq	*several;	/* a name with several records */
+};
+
 struct dmarc_domain {
-	char			 domain[DMARC_DOMAIN_MAX];	/* From domain */
-	char			 org[DMARC_DOMAIN_MAX];	/* organizational */
-	struct mw_dns_query	*q_from, *q_org;	/* q_org: NULL if same */
+	char			 domain[DMARC_DOMAIN_MAX];	/* A-label */
+	char			 utf8[DMARC_DOMAIN_MAX];	/* U-label, or "" */
+	struct mw_dns_query	*q_exist;	/* A: does it exist (np=)? */
 
 	enum dres		 result;
 	char			 why[600];	/* comment for errors, none */
 	int			 have_policy;	/* a record was applied */
-	int			 at_org;	/* record found at org domain */
-	int			 p, sp, pct, adkim, aspf;
-	int			 policy;	/* 'r' 'q' 'n' applying to us */
+	struct dq		*rq;		/* the record applied */
+	char			 org[DMARC_DOMAIN_MAX];	/* Organizational */
+	int			 at_org;	/* record of a parent (org/PSD) */
+	int			 nonexistent;	/* NXDOMAIN: np= applies */
+	const char		*which;		/* "p", "sp" or "np" */
+	int			 p, sp, np;	/* effective (defaults filled) */
+	int			 t;
+	char			 adkim, aspf;
+	int			 from_rua;	/* p=none: no valid p=, has rua= */
+	int			 base;		/* p, sp or np as published */
+	int			 policy;	/* applied, after t=y */
 	int			 dkim_aligned, spf_aligned;
-	char			*rua;		/* comma-separated, or NULL */
-	char			*fo;
 };
 
 struct dmarc_state {
+	const struct dmarc_cfg	*c;		/* the hook's [dmarc], for helpers */
 	int			 n_from;	/* From fields seen */
 	const char		*from_error;	/* NULL: From parsed */
 	char			 from_why[128];	/* from_error's text */
 	size_t			 n_mailboxes;
 	size_t			 n_domains;
 	struct dmarc_domain	 d[DMARC_MAX_DOMAINS];
+	struct dq		**dq;		/* every _dmarc name asked */
+	size_t			 n_dq;
 
 	int			 evaluated;
 	enum dres		 result;	/* of the message */
 	size_t			 worst;		/* index of the deciding domain */
 	const char		*dis;		/* none, quarantine, reject */
-	char			 note[160];	/* override, pct, exempt ... */
+	char			 note[160];	/* override, testing, exempt ... */
 };
-
-static void
-free_domains(struct dmarc_state *st)
-{
-	size_t i;
-
-	for (i = 0; i < st->n_domains; i++) {
-		free(st->d[i].rua);
-		free(st->d[i].fo);
-	}
-}
 
 static void
 dmarc_on_reset(struct mw_session *s, const void *vc, void *vst)
 {
 	struct dmarc_state *st = vst;
+	size_t i;
 
-	(void)vc;
 	(void)s;
-	free_domains(st);
+	(void)vc;
+	for (i = 0; i < st->n_dq; i++)
+		free(st->dq[i]);
+	free(st->dq);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -414,9 +511,10 @@ dmarc_on_reset(struct mw_session *s, const void *vc, void *vst)
  * groups), parsed only far enough to find the domain of every mailbox.
  * Strict where strictness stops ambiguity: an '@' in a display name,
  * text after the angle-addr, two angle-addrs in one mailbox, a domain
- * literal or a non-ASCII domain, an unterminated quote, comment or
- * angle bracket are all errors (permerror), because a reader that
- * guesses differently from the MUA is how DMARC gets bypassed.
+ * literal or a non-ASCII domain that is not valid IDNA, an unterminated
+ * quote, comment or angle bracket are all errors (permerror), because a
+ * reader that guesses differently from the MUA is how DMARC gets
+ * bypassed.
  * Lenient where it is harmless: several words before '@' (obs-local-
  * part), raw 8-bit display names, empty list elements (obs-mbox-list).
  */
@@ -556,12 +654,50 @@ domain_copy(const char *p, size_t len, char *out, size_t outlen)
 	return 0;
 }
 
+static int
+has_8bit(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+/*
+ * A UTF-8 domain (U-labels, RFC 6532) as its A-label form (IDNA2008 with
+ * the UTS #46 mapping, libidn2), then checked like any other domain.
+ */
+static int
+a_label(const char *p, size_t len, char *out, size_t outlen)
+{
+	char in[DMARC_DOMAIN_MAX * 4], *ace = NULL;
+	int r;
+
+	if (len >= sizeof(in))
+		return -1;
+	memcpy(in, p, len);
+	in[len] = '\0';
+	if (len > 0 && in[len - 1] == '.')
+		in[len - 1] = '\0';
+	r = idn2_lookup_u8((const uint8_t *)in, (uint8_t **)&ace,
+	    IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+	if (r != IDN2_OK || ace == NULL) {
+		idn2_free(ace);
+		return -1;
+	}
+	r = domain_copy(ace, strlen(ace), out, outlen);
+	idn2_free(ace);
+	return r;
+}
+
 /* One addr-spec, tokens [a, b): words '@' domain. */
 static int
 addr_spec(struct dmarc_state *st, const struct from_parse *fp, size_t a,
     size_t b, const char **why)
 {
-	char dom[DMARC_DOMAIN_MAX];
+	char dom[DMARC_DOMAIN_MAX], utf8[DMARC_DOMAIN_MAX];
 	const struct tok *d;
 	size_t i;
 
@@ -582,8 +718,20 @@ addr_spec(struct dmarc_state *st, const struct from_parse *fp, size_t a,
 		*why = "an address with a domain literal";
 		return -1;
 	}
-	if (d->kind != T_ATOM || domain_copy(d->p, d->len, dom,
-	    sizeof(dom)) == -1) {
+	if (d->kind != T_ATOM) {
+		*why = "an address with an invalid domain";
+		return -1;
+	}
+	utf8[0] = '\0';
+	if (has_8bit(d->p, d->len)) {
+		/* RFC 9989 5.3.1: a U-label domain is used as its A-label. */
+		if (a_label(d->p, d->len, dom, sizeof(dom)) == -1) {
+			*why = "an address with an invalid internationalised "
+			    "domain";
+			return -1;
+		}
+		snprintf(utf8, sizeof(utf8), "%.*s", (int)d->len, d->p);
+	} else if (domain_copy(d->p, d->len, dom, sizeof(dom)) == -1) {
 		*why = "an address with an invalid domain";
 		return -1;
 	}
@@ -598,7 +746,8 @@ addr_spec(struct dmarc_state *st, const struct from_parse *fp, size_t a,
 		*why = "too many domains";
 		return -1;
 	}
-	snprintf(st->d[st->n_domains++].domain, DMARC_DOMAIN_MAX, "%s", dom);
+	snprintf(st->d[st->n_domains].domain, DMARC_DOMAIN_MAX, "%s", dom);
+	snprintf(st->d[st->n_domains++].utf8, DMARC_DOMAIN_MAX, "%s", utf8);
 	return 0;
 }
 
@@ -735,92 +884,20 @@ fail:
 	return -1;
 }
 
+
 /* ------------------------------------------------------------------ */
-/* Organizational domain and DNS */
-
-static void
-org_domain(const char *domain, char *out, size_t outlen)
-{
-	u_char buf[DMARC_DOMAIN_MAX];
-	const char *p;
-	size_t i;
-
-	memset(buf, 0, sizeof(buf));
-	if (opendmarc_get_tld((u_char *)domain, buf, sizeof(buf)) == 0 &&
-	    buf[0] != '\0') {
-		snprintf(out, outlen, "%s", (char *)buf);
-	} else {
-		/*
-		 * No rule matched (a TLD missing from the list, like .test):
-		 * the PSL's default rule "*" makes the last label the
-		 * public suffix, so the last two are the org domain.
-		 */
-		p = strrchr(domain, '.');
-		if (p != NULL) {
-			while (p > domain && p[-1] != '.')
-				p--;
-		}
-		snprintf(out, outlen, "%s", p != NULL ? p : domain);
-	}
-	for (i = 0; out[i] != '\0'; i++)
-		out[i] = (char)tolower((unsigned char)out[i]);
-}
-
-static void
-submit_lookups(struct mw_session *s, struct dmarc_state *st)
-{
-	char name[DMARC_DOMAIN_MAX + 8];
-	size_t i;
-
-	for (i = 0; i < st->n_domains; i++) {
-		struct dmarc_domain *d = &st->d[i];
-
-		snprintf(name, sizeof(name), "_dmarc.%s", d->domain);
-		d->q_from = mw_dns_submit(s->dns, name, MW_DNS_TXT);
-		/*
-		 * Ask for the org domain's record at once too: it is
-		 * needed whenever the From domain has none, and asking
-		 * now costs no waiting later.
-		 */
-		if (strcmp(d->org, d->domain) != 0) {
-			snprintf(name, sizeof(name), "_dmarc.%s", d->org);
-			d->q_org = mw_dns_submit(s->dns, name, MW_DNS_TXT);
-		}
-	}
-}
-
-static void
-dmarc_on_header(struct mw_session *s, const void *vc, void *vst,
-    const char *name, const char *value)
-{
-	struct dmarc_state *st = vst;
-	size_t i;
-
-	(void)vc;
-	if (!mw_header_name_is(name, "From"))
-		return;
-	if (++st->n_from > 1)
-		return;
-	if (parse_from(st, value) == -1)
-		return;		/* permerror at end of message */
-	for (i = 0; i < st->n_domains; i++)
-		org_domain(st->d[i].domain, st->d[i].org,
-		    sizeof(st->d[i].org));
-	submit_lookups(s, st);
-}
+/* DMARC records (RFC 9989 4.7, 4.8) */
 
 /*
- * Is this TXT record a DMARC record?  RFC 7489 section 6.4: it starts
- * with the version tag, "v" *WSP "=" *WSP "DMARC1" (case-sensitive),
- * followed by ';', white space or the end.
+ * Does this TXT record start with the version tag, "v" *WSP "=" *WSP
+ * "DMARC1" (case-sensitive), followed by ';', white space or the end?
+ * Returns the offset after "DMARC1", or 0: not a DMARC record.
  */
-static int
-is_dmarc_record(const char *t, size_t len)
+static size_t
+dmarc_version(const char *t, size_t len)
 {
 	size_t i = 0;
 
-	if (memchr(t, '\0', len) != NULL)
-		return 0;
 	if (len < 1 || t[i++] != 'v')
 		return 0;
 	while (i < len && (t[i] == ' ' || t[i] == '\t'))
@@ -832,339 +909,802 @@ is_dmarc_record(const char *t, size_t len)
 	if (len - i < 6 || memcmp(t + i, "DMARC1", 6) != 0)
 		return 0;
 	i += 6;
-	return i == len || t[i] == ';' || t[i] == ' ' || t[i] == '\t';
+	if (i == len || t[i] == ';' || t[i] == ' ' || t[i] == '\t')
+		return i;
+	return 0;
 }
 
-enum lookup { LK_RECORD, LK_NONE, LK_SEVERAL, LK_TEMP, LK_PERM };
-
-/* The DMARC record of one answer: LK_RECORD with *rec, or why not. */
-static enum lookup
-pick_record(const struct mw_dns_answer *a, const char **rec)
+/* One URI of rua=/ruf= (RFC 3986 scheme ":" something, no space). */
+static int
+valid_uri(const char *p, size_t len)
 {
+	size_t i;
+
+	/* obs-dmarc-report-size "!" 1*DIGIT [k/m/g/t] is ignored */
+	for (i = 0; i < len; i++)
+		if (p[i] == '!')
+			len = i;
+	if (len < 3 || !isalpha((unsigned char)p[0]))
+		return 0;
+	for (i = 1; i < len && p[i] != ':'; i++)
+		if (!isalnum((unsigned char)p[i]) && p[i] != '+' &&
+		    p[i] != '-' && p[i] != '.')
+			return 0;
+	if (i >= len - 1)
+		return 0;
+	for (; i < len; i++)
+		if (p[i] == ' ' || p[i] == '\t')
+			return 0;
+	return 1;
+}
+
+static int
+urilist_ok(const char *v)
+{
+	const char *p = v, *e;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strcspn(p, ",");
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (valid_uri(p, (size_t)(e - p)))
+			return 1;
+		p += strcspn(p, ",");
+		if (*p++ == '\0')
+			return 0;
+	}
+}
+
+static int
+parse_pol(const char *v)
+{
+	if (strcasecmp(v, "none") == 0)
+		return POL_NONE;
+	if (strcasecmp(v, "quarantine") == 0)
+		return POL_QUARANTINE;
+	if (strcasecmp(v, "reject") == 0)
+		return POL_REJECT;
+	return POL_BAD;
+}
+
+static int
+valid_fo(const char *v)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++) {
+		if (strchr("01dsDS", *p) == NULL)
+			return 0;
+		if (p[1] != '\0' && p[1] != ':')
+			return 0;
+		if (p[1] == ':')
+			p++;
+	}
+	return *v != '\0';
+}
+
+static const char *const known_tags[] = {
+	"v", "p", "sp", "np", "psd", "t", "adkim", "aspf", "rua", "ruf", "fo"
+};
+#define N_KNOWN_TAGS	(sizeof(known_tags) / sizeof(known_tags[0]))
+
+/*
+ * The tags after "v=DMARC1" (t[i..len), which may hold NULs).  Unknown
+ * tags (pct, rf, ri among them) are ignored; a known tag whose value is
+ * not valid takes its default (rec.bad names the first); a repeated
+ * known tag makes the record invalid (rec.dup).
+ */
+static void
+parse_tags(const char *t, size_t len, size_t i, struct drec *r)
+{
+	unsigned int seen = 1;	/* v */
+	char name[16], value[512];
+	size_t s, e, n, v, k;
+
+	memset(r, 0, sizeof(*r));
+	r->psd = 'u';
+	r->adkim = r->aspf = 'r';
+	snprintf(r->fo, sizeof(r->fo), "0");
+	while (i < len) {
+		if (t[i] == ';' || t[i] == ' ' || t[i] == '\t') {
+			i++;
+			continue;
+		}
+		for (s = i; i < len && t[i] != ';'; i++)
+			;
+		e = i;
+		while (e > s && (t[e - 1] == ' ' || t[e - 1] == '\t'))
+			e--;
+		for (n = s; n < e && isalpha((unsigned char)t[n]); n++)
+			;
+		for (v = n; v < e && (t[v] == ' ' || t[v] == '\t'); v++)
+			;
+		if (n == s || n - s >= sizeof(name) || v >= e || t[v] != '=') {
+			if (r->bad[0] == '\0')
+				snprintf(r->bad, sizeof(r->bad), "\"%.*s\"",
+				    (int)(e - s > 20 ? 20 : e - s), t + s);
+			continue;
+		}
+		memcpy(name, t + s, n - s);
+		name[n - s] = '\0';
+		for (k = 0; k < N_KNOWN_TAGS; k++)
+			if (strcasecmp(name, known_tags[k]) == 0)
+				break;
+		if (k == N_KNOWN_TAGS)
+			continue;	/* unknown tags MUST be ignored */
+		if (seen & (1u << k)) {
+			if (r->dup[0] == '\0')
+				snprintf(r->dup, sizeof(r->dup), "%s",
+				    known_tags[k]);
+			continue;
+		}
+		seen |= 1u << k;
+		for (v++; v < e && (t[v] == ' ' || t[v] == '\t'); v++)
+			;
+		n = e - v;
+		/* dmarc-value: printing characters but ';' (a NUL is not) */
+		for (s = v; s < e; s++)
+			if ((unsigned char)t[s] < 0x20 ||
+			    (unsigned char)t[s] > 0x7e)
+				break;
+		if (n == 0 || s < e || n >= sizeof(value)) {
+			value[0] = '\0';
+		} else {
+			memcpy(value, t + v, n);
+			value[n] = '\0';
+		}
+		switch (k) {
+		case 1: case 2: case 3: {
+			int pol = value[0] ? parse_pol(value) : POL_BAD;
+
+			if (k == 1)
+				r->p = pol;
+			else if (k == 2)
+				r->sp = pol;
+			else
+				r->np = pol;
+			if (pol == POL_BAD)
+				goto bad;
+			break;
+		}
+		case 4:	/* psd */
+			if (strlen(value) != 1 || strchr("ynuYNU", value[0]) ==
+			    NULL)
+				goto bad;
+			r->psd = (char)tolower((unsigned char)value[0]);
+			break;
+		case 5:	/* t */
+			if (strlen(value) != 1 || strchr("ynYN", value[0]) ==
+			    NULL)
+				goto bad;
+			r->t = tolower((unsigned char)value[0]) == 'y';
+			break;
+		case 6: case 7:	/* adkim, aspf */
+			if (strlen(value) != 1 || strchr("rsRS", value[0]) ==
+			    NULL)
+				goto bad;
+			*(k == 6 ? &r->adkim : &r->aspf) =
+			    (char)tolower((unsigned char)value[0]);
+			break;
+		case 8:	/* rua */
+			if (value[0] == '\0')
+				goto bad;
+			snprintf(r->rua, sizeof(r->rua), "%s", value);
+			r->rua_ok = urilist_ok(value);
+			if (!r->rua_ok)
+				goto bad;
+			break;
+		case 9:	/* ruf */
+			if (value[0] == '\0' || !urilist_ok(value))
+				goto bad;
+			snprintf(r->ruf, sizeof(r->ruf), "%s", value);
+			break;
+		case 10: /* fo */
+			if (!valid_fo(value))
+				goto bad;
+			snprintf(r->fo, sizeof(r->fo), "%.15s", value);
+			break;
+		}
+		continue;
+bad:
+		if (r->bad[0] == '\0')
+			snprintf(r->bad, sizeof(r->bad), "%s=", known_tags[k]);
+	}
+}
+
+/* The DMARC record of one answer into q->lk and q->rec. */
+static void
+pick_record(const struct mw_dns_answer *a, struct dq *q)
+{
+	const struct mw_dns_rr *one = NULL;
+	size_t off = 0, o;
 	int i, n = 0;
 
-	*rec = NULL;
+	q->error = a->error;
 	switch (a->status) {
 	case MW_DNS_OK:
 		break;
 	case MW_DNS_NXDOMAIN:
 	case MW_DNS_NODATA:
-		return LK_NONE;
+		q->lk = LK_NONE;
+		return;
 	case MW_DNS_PERMFAIL:
-		return LK_PERM;
+		q->lk = LK_PERM;
+		return;
 	default:
-		return LK_TEMP;
+		q->lk = LK_TEMP;
+		return;
 	}
 	for (i = 0; i < a->nrr; i++) {
 		const struct mw_dns_rr *rr = &a->rr[i];
 
 		if (rr->type != MW_DNS_TXT || rr->text == NULL ||
-		    !is_dmarc_record(rr->text, rr->len))
+		    (o = dmarc_version(rr->text, rr->len)) == 0)
 			continue;
 		n++;
-		*rec = rr->text;
+		one = rr;
+		off = o;
 	}
-	if (n > 1)
-		return LK_SEVERAL;
-	return n == 1 ? LK_RECORD : LK_NONE;
+	if (n != 1) {
+		q->lk = n > 1 ? LK_SEVERAL : LK_NONE;
+		return;
+	}
+	if (one->len > DMARC_MAX_RECORD) {
+		q->lk = LK_INVALID;
+		snprintf(q->rec.dup, sizeof(q->rec.dup), "(too long)");
+		return;
+	}
+	parse_tags(one->text, one->len, off, &q->rec);
+	q->lk = q->rec.dup[0] != '\0' ? LK_INVALID : LK_RECORD;
+}
+
+/* ------------------------------------------------------------------ */
+/* DNS: one query per _dmarc name per message, shared by every walk */
+
+static struct dq *
+dq_get(struct mw_session *s, struct dmarc_state *st, const char *name)
+{
+	char qname[DMARC_DOMAIN_MAX + 8];
+	struct dq *q, **nv;
+	size_t i;
+
+	for (i = 0; i < st->n_dq; i++)
+		if (strcmp(st->dq[i]->name, name) == 0)
+			return st->dq[i];
+	if (st->n_dq >= DMARC_MAX_NAMES)
+		return NULL;
+	if ((nv = realloc(st->dq, (st->n_dq + 1) * sizeof(*nv))) == NULL)
+		return NULL;
+	st->dq = nv;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return NULL;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	if (strlen(name) + 7 > 253) {
+		/* "_dmarc." + name is too long to exist: no record. */
+		q->done = 1;
+		q->lk = LK_NONE;
+	} else {
+		snprintf(qname, sizeof(qname), "_dmarc.%s", name);
+		q->q = mw_dns_submit(s->dns, qname, MW_DNS_TXT);
+	}
+	st->dq[st->n_dq++] = q;
+	return q;
+}
+
+static void
+dq_wait(struct mw_session *s, struct dq *q)
+{
+	const struct mw_dns_answer *a;
+
+	if (q->done)
+		return;
+	a = mw_dns_wait(s->dns, q->q);
+	mw_session_note_dns(s, "dmarc", a);
+	pick_record(a, q);
+	q->done = 1;
+}
+
+static size_t
+n_labels(const char *d)
+{
+	size_t n = 1;
+
+	for (; *d != '\0'; d++)
+		if (*d == '.')
+			n++;
+	return n;
+}
+
+/* The suffix of d that has n labels (n <= labels of d). */
+static const char *
+last_labels(const char *d, size_t n)
+{
+	const char *p = d + strlen(d);
+	size_t seen = 0;
+
+	while (p > d) {
+		p--;
+		if (*p == '.' && ++seen == n)
+			return p + 1;
+	}
+	return d;
+}
+
+/*
+ * The names a DNS Tree Walk from d asks, in order (RFC 9989 4.10): d,
+ * then its parents one label at a time, a name of 8 labels or more
+ * jumping to its last 7 first.  At most DMARC_WALK_MAX.
+ */
+static size_t
+walk_names(const char *d, const char *out[DMARC_WALK_MAX])
+{
+	size_t x = n_labels(d), k, n = 0;
+
+	out[n++] = d;
+	for (k = x - 1 < 7 ? x - 1 : 7; k >= 1; k--)
+		out[n++] = last_labels(d, k);
+	return n;
+}
+
+static void
+walk_submit(struct mw_session *s, struct dmarc_state *st, const char *d)
+{
+	const char *names[DMARC_WALK_MAX];
+	size_t i, n = walk_names(d, names);
+
+	for (i = 0; i < n; i++)
+		(void)dq_get(s, st, names[i]);
+}
+
+/* The registrable domain of d by the Public Suffix List (libpsl). */
+static void
+psl_org(struct mw_session *s, const char *d, char *out, size_t outlen)
+{
+	struct dmarc_global *g = mw_session_global(s);
+	const char *r = NULL;
+
+	if (g != NULL && g->psl != NULL)
+		r = psl_registrable_domain(g->psl, d);
+	snprintf(out, outlen, "%s", r != NULL ? r : d);
+}
+
+/*
+ * The Organizational Domain of d, and the records met on the way: the
+ * tree walk (RFC 9989 4.10.2), or the PSL.  0, or -1 with w->err.
+ */
+static int
+walk(struct mw_session *s, struct dmarc_state *st, const char *d,
+    struct walk *w)
+{
+	const char *names[DMARC_WALK_MAX];
+	struct dq *qs[DMARC_WALK_MAX], *last = NULL, *stop = NULL;
+	size_t i, n;
+
+	memset(w, 0, sizeof(*w));
+	w->err = LK_NONE;
+	if (st->c->discovery == DISC_PSL) {
+		psl_org(s, d, w->org, sizeof(w->org));
+		return 0;
+	}
+	n = walk_names(d, names);
+	for (i = 0; i < n; i++)		/* all at once: they run in parallel */
+		qs[i] = dq_get(s, st, names[i]);
+	for (i = 0; i < n && stop == NULL; i++) {
+		if (qs[i] == NULL) {
+			w->err = LK_TEMP;
+			return -1;
+		}
+		dq_wait(s, qs[i]);
+		switch (qs[i]->lk) {
+		case LK_TEMP:
+		case LK_PERM:
+			w->err = qs[i]->lk;
+			w->err_at = qs[i];
+			return -1;
+		case LK_INVALID:
+			if (w->invalid == NULL)
+				w->invalid = qs[i];
+			break;
+		case LK_SEVERAL:
+			if (w->several == NULL)
+				w->several = qs[i];
+			break;
+		case LK_NONE:
+			break;
+		case LK_RECORD:
+			last = qs[i];
+			if (qs[i]->rec.psd != 'u')
+				stop = qs[i];
+			break;
+		}
+	}
+	if (stop != NULL && stop->rec.psd == 'n')
+		snprintf(w->org, sizeof(w->org), "%s", stop->name);
+	else if (stop != NULL && stop != qs[0]) {
+		/* psd=y: the Organizational Domain is one label below. */
+		snprintf(w->org, sizeof(w->org), "%s", last_labels(d,
+		    n_labels(stop->name) + 1));
+		w->psd_rq = stop;
+	} else if (last != NULL)
+		snprintf(w->org, sizeof(w->org), "%s", last->name);
+	else
+		snprintf(w->org, sizeof(w->org), "%s", d);
+	for (i = 0; i < n && qs[i] != NULL && qs[i]->done; i++)
+		if (qs[i]->lk == LK_RECORD && strcmp(qs[i]->name, w->org) == 0)
+			w->org_rq = qs[i];
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Evaluation */
 
+/* The SPF identity DMARC uses (RFC 9989 3.2.4): MAIL FROM, else HELO. */
 static const char *
-pol_name(int p)
+spf_identity(const struct mw_session *s, enum mw_auth_result *r, int *helo)
 {
-	switch (p) {
-	case DMARC_RECORD_P_REJECT: return "reject";
-	case DMARC_RECORD_P_QUARANTINE: return "quarantine";
-	case DMARC_RECORD_P_NONE: return "none";
-	}
-	return "none";
-}
-
-static int
-aligned(const char *from, const char *d, int mode)
-{
-	return opendmarc_policy_check_alignment((u_char *)d, (u_char *)from,
-	    mode) == 0;
-}
-
-/* The SPF identity DMARC uses (RFC 7489 4.1): MAIL FROM, else HELO. */
-static const char *
-spf_identity(const struct mw_session *s, enum mw_auth_result *r, int *origin)
-{
+	*helo = 0;
 	if (s->res.spf_domain[0] != '\0') {
 		*r = s->res.spf;
-		*origin = s->mail_from != NULL && *s->mail_from != '\0' ?
-		    DMARC_POLICY_SPF_ORIGIN_MAILFROM :
-		    DMARC_POLICY_SPF_ORIGIN_HELO;
+		*helo = s->mail_from == NULL || *s->mail_from == '\0';
 		return s->res.spf_domain;
 	}
 	if ((s->mail_from == NULL || *s->mail_from == '\0') &&
 	    s->helo != NULL && *s->helo != '\0') {
 		*r = s->res.spf_helo;
-		*origin = DMARC_POLICY_SPF_ORIGIN_HELO;
+		*helo = 1;
 		return s->helo;
 	}
 	*r = MW_AUTH_NONE;
-	*origin = DMARC_POLICY_SPF_ORIGIN_MAILFROM;
 	return NULL;
 }
 
-/* rua= of the record, comma-separated (no DNS: constant list). */
-static char *
-fetch_list(DMARC_POLICY_T *pctx)
+/* a is b or a subdomain of b. */
+static int
+same_or_sub(const char *a, const char *b)
 {
-	u_char **v = opendmarc_policy_fetch_rua(pctx, NULL, 0, 1);
-	struct mw_buf b = MW_BUF_INIT(4096);
-	char *out;
-	int i;
+	size_t n = strlen(a), m = strlen(b);
 
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		mw_buf_printf(&b, "%s%s", i ? "," : "", (char *)v[i]);
-	out = b.len ? strdup(mw_buf_str(&b)) : NULL;
-	mw_buf_free(&b);
-	return out;
+	if (n == m)
+		return strcasecmp(a, b) == 0;
+	return n > m && a[n - m - 1] == '.' && strcasecmp(a + n - m, b) == 0;
 }
 
-static char *
-fo_string(DMARC_POLICY_T *pctx)
+static const char *
+walk_error(const struct walk *w, char *buf, size_t len)
 {
-	static const struct { int bit; const char *name; } fo[] = {
-		{ DMARC_RECORD_FO_0, "0" }, { DMARC_RECORD_FO_1, "1" },
-		{ DMARC_RECORD_FO_D, "d" }, { DMARC_RECORD_FO_S, "s" }
-	};
-	char buf[16] = "";
-	int v = 0;
+	if (w->err_at == NULL)
+		snprintf(buf, len, "too many DNS names");
+	else
+		snprintf(buf, len, "DNS error looking up _dmarc.%s: %s",
+		    w->err_at->name, w->err_at->error != NULL ?
+		    w->err_at->error : w->err == LK_TEMP ? "no answer" :
+		    "bad answer");
+	return buf;
+}
+
+/*
+ * Is the authenticated identifier id aligned with the Author Domain
+ * (RFC 9989 4.4, 4.10.2)?  1 yes, 0 no, -1 a DNS error stopped a walk
+ * (why set).  Strict: the same name.  Relaxed: the same Organizational
+ * Domain -- which can only be if id is at or below the Author Domain's.
+ */
+static int
+aligned(struct mw_session *s, struct dmarc_state *st, struct dmarc_domain *d,
+    const char *id, char mode, char *why, size_t whylen)
+{
+	struct walk w;
+	char lid[DMARC_DOMAIN_MAX];
 	size_t i;
 
-	opendmarc_policy_fetch_fo(pctx, &v);
-	for (i = 0; i < sizeof(fo) / sizeof(fo[0]); i++)
-		if (v & fo[i].bit)
-			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf),
-			    "%s%s", buf[0] ? ":" : "", fo[i].name);
-	return strdup(buf[0] ? buf : "0");
+	if (id == NULL || *id == '\0')
+		return 0;
+	/* Names are walked (and the PSL asked) lower-case, without a dot. */
+	for (i = 0; id[i] != '\0' && i + 1 < sizeof(lid); i++)
+		lid[i] = (char)tolower((unsigned char)id[i]);
+	while (i > 0 && lid[i - 1] == '.')
+		i--;
+	lid[i] = '\0';
+	id = lid;
+	if (*id == '\0')
+		return 0;
+	if (strcasecmp(id, d->domain) == 0)
+		return 1;
+	if (mode == 's')
+		return 0;
+	if (d->org[0] == '\0') {
+		if (walk(s, st, d->domain, &w) == -1) {
+			walk_error(&w, why, whylen);
+			return -1;
+		}
+		snprintf(d->org, sizeof(d->org), "%s", w.org);
+	}
+	if (!same_or_sub(id, d->org))
+		return 0;
+	if (walk(s, st, id, &w) == -1) {
+		walk_error(&w, why, whylen);
+		return -1;
+	}
+	return strcasecmp(w.org, d->org) == 0;
 }
 
-/* Hand the record to the library; LK_RECORD, or a result for d. */
+/*
+ * Policy discovery (RFC 9989 4.10.1): the Author Domain's record, else
+ * its Organizational Domain's, else its Public Suffix Domain's.  Sets
+ * d->rq and d->at_org, or d->result and d->why.
+ */
 static void
-apply_record(struct mw_session *s, struct dmarc_domain *d, const char *rec,
-    const char *where)
+discover(struct mw_session *s, struct dmarc_state *st, struct dmarc_domain *d)
 {
-	DMARC_POLICY_T *pctx;
-	char *copy = NULL;
-	const char *spf_d;
-	enum mw_auth_result spf_r;
-	int st, origin, pol, da = 0, sa = 0;
-	size_t i;
+	struct dq *q0 = dq_get(s, st, d->domain), *inv = NULL, *sev = NULL;
+	struct walk w;
+	char buf[400];
 
-	if (strlen(rec) > DMARC_MAX_RECORD) {
-		d->result = DR_PERMERROR;
-		snprintf(d->why, sizeof(d->why), "DMARC record at %s is too "
-		    "long", where);
+	if (q0 == NULL) {
+		d->result = DR_TEMPERROR;
+		snprintf(d->why, sizeof(d->why), "out of memory");
 		return;
 	}
-	pctx = opendmarc_policy_connect_init((u_char *)s->ip,
-	    s->family == AF_INET6);
-	if (pctx == NULL)
-		goto temp;
-	if (opendmarc_policy_store_from_domain(pctx, (u_char *)d->domain) !=
-	    DMARC_PARSE_OKAY)
-		goto temp;
-	st = opendmarc_policy_store_dmarc(pctx, (u_char *)rec,
-	    (u_char *)d->domain, d->at_org ? (u_char *)d->org : NULL);
-	if (st == DMARC_PARSE_ERROR_NO_REQUIRED_P) {
-		/*
-		 * RFC 7489 6.6.3: no valid p= -- act as p=none if rua=
-		 * names somewhere to report to, else no DMARC at all.
-		 */
-		char *rua = fetch_list(pctx);
-		int has_rua = rua != NULL;
+	dq_wait(s, q0);
+	switch (q0->lk) {
+	case LK_RECORD:
+		d->rq = q0;
+		return;
+	case LK_TEMP:
+	case LK_PERM:
+		d->result = q0->lk == LK_TEMP ? DR_TEMPERROR : DR_PERMERROR;
+		snprintf(d->why, sizeof(d->why), "DNS error looking up "
+		    "_dmarc.%s: %s", q0->name, q0->error != NULL ? q0->error :
+		    q0->lk == LK_TEMP ? "no answer" : "bad answer");
+		return;
+	case LK_INVALID:
+		inv = q0;
+		break;
+	case LK_SEVERAL:
+		sev = q0;
+		break;
+	case LK_NONE:
+		break;
+	}
+	if (st->c->discovery == DISC_PSL) {
+		struct dq *qo;
 
-		free(rua);
-		if (!has_rua) {
+		psl_org(s, d->domain, d->org, sizeof(d->org));
+		if (strcmp(d->org, d->domain) != 0 &&
+		    (qo = dq_get(s, st, d->org)) != NULL) {
+			dq_wait(s, qo);
+			if (qo->lk == LK_RECORD) {
+				d->rq = qo;
+				d->at_org = 1;
+				return;
+			}
+			if (qo->lk == LK_TEMP || qo->lk == LK_PERM) {
+				d->result = qo->lk == LK_TEMP ? DR_TEMPERROR :
+				    DR_PERMERROR;
+				snprintf(d->why, sizeof(d->why), "DNS error "
+				    "looking up _dmarc.%s: %s", qo->name,
+				    qo->error != NULL ? qo->error : "no answer");
+				return;
+			}
+			if (inv == NULL && qo->lk == LK_INVALID)
+				inv = qo;
+			if (sev == NULL && qo->lk == LK_SEVERAL)
+				sev = qo;
+		}
+	} else {
+		if (walk(s, st, d->domain, &w) == -1) {
+			d->result = w.err == LK_PERM ? DR_PERMERROR :
+			    DR_TEMPERROR;
+			snprintf(d->why, sizeof(d->why), "%s",
+			    walk_error(&w, buf, sizeof(buf)));
+			return;
+		}
+		snprintf(d->org, sizeof(d->org), "%s", w.org);
+		if (w.org_rq != NULL && w.org_rq != q0) {
+			d->rq = w.org_rq;
+			d->at_org = 1;
+			return;
+		}
+		if (w.psd_rq != NULL) {
+			d->rq = w.psd_rq;
+			d->at_org = 1;
+			return;
+		}
+		if (inv == NULL)
+			inv = w.invalid;
+		if (sev == NULL)
+			sev = w.several;
+	}
+	if (inv != NULL) {
+		/* Someone published a record we cannot use: say so. */
+		d->result = DR_PERMERROR;
+		snprintf(d->why, sizeof(d->why), "invalid DMARC record at "
+		    "_dmarc.%s: tag %s repeated", inv->name, inv->rec.dup);
+		return;
+	}
+	d->result = DR_NONE;
+	if (sev != NULL)
+		snprintf(d->why, sizeof(d->why), "several DMARC records at "
+		    "_dmarc.%s, none applies", sev->name);
+}
+
+/*
+ * The policy of the discovered record for d (4.10.1): p= for the Author
+ * Domain's own record; sp= (existing) or np= (non-existent) for a
+ * parent's; a missing or invalid p= (or invalid sp=/np=) is p=none with
+ * a valid rua=, else no DMARC.  Then t=y, one level down.  0, or -1
+ * with d->result set.
+ */
+static int
+apply_policy(struct mw_session *s, struct dmarc_domain *d)
+{
+	const struct drec *r = &d->rq->rec;
+	const struct mw_dns_answer *a;
+	int base;
+
+	if (r->p == POL_UNSET || r->p == POL_BAD || r->sp == POL_BAD ||
+	    r->np == POL_BAD) {
+		if (!r->rua_ok) {
 			d->result = DR_NONE;
-			snprintf(d->why, sizeof(d->why), "DMARC record at %s "
-			    "has no p= and no rua=", where);
-			goto out;
+			snprintf(d->why, sizeof(d->why), "DMARC record at "
+			    "_dmarc.%s has no valid %s and no valid rua=, "
+			    "not applied", d->rq->name, r->p == POL_UNSET ||
+			    r->p == POL_BAD ? "p=" : r->sp == POL_BAD ? "sp=" :
+			    "np=");
+			return -1;
 		}
-		if (asprintf(&copy, "%s; p=none", rec) == -1) {
-			copy = NULL;
-			goto temp;
+		d->from_rua = 1;
+		d->p = d->sp = d->np = POL_NONE;
+	} else {
+		d->p = r->p;
+		d->sp = r->sp != POL_UNSET ? r->sp : d->p;
+		d->np = r->np != POL_UNSET ? r->np : d->sp;
+	}
+	d->t = r->t;
+	d->adkim = r->adkim;
+	d->aspf = r->aspf;
+	if (!d->at_org) {
+		d->which = "p";
+		base = d->p;
+	} else {
+		/*
+		 * A parent's record: sp= for an existing Author Domain, np=
+		 * for one that does not exist (4.10.1).  But sp= is for the
+		 * subdomains of an Organizational Domain, "not to the
+		 * Organizational Domain itself" (4.7): a public suffix's
+		 * record (psd=y) applied to the Organizational Domain just
+		 * below it gives p= (RFC 9091's PSD policy).
+		 */
+		if (d->rq->rec.psd == 'y' && strcmp(d->org, d->domain) == 0) {
+			d->which = "p";
+			base = d->p;
+		} else {
+			d->which = "sp";
+			base = d->sp;
 		}
-		opendmarc_policy_connect_rset(pctx);
-		opendmarc_policy_store_from_domain(pctx, (u_char *)d->domain);
-		st = opendmarc_policy_store_dmarc(pctx, (u_char *)copy,
-		    (u_char *)d->domain, d->at_org ? (u_char *)d->org : NULL);
+		a = d->q_exist != NULL ? mw_dns_wait(s->dns, d->q_exist) : NULL;
+		if (a != NULL)
+			mw_session_note_dns(s, "dmarc", a);
+		if (a != NULL && a->status == MW_DNS_NXDOMAIN) {
+			d->nonexistent = 1;
+			d->which = "np";
+			base = d->np;
+		} else if (d->np != base && (a == NULL ||
+		    (a->status != MW_DNS_OK && a->status != MW_DNS_NODATA))) {
+			d->result = DR_TEMPERROR;
+			snprintf(d->why, sizeof(d->why), "cannot tell whether %s "
+			    "exists (np=%s applies if not): %s", d->domain,
+			    pol_name(d->np), a != NULL && a->error != NULL ?
+			    a->error : "no answer");
+			return -1;
+		}
 	}
-	if (st != DMARC_PARSE_OKAY) {
-		d->result = DR_PERMERROR;
-		snprintf(d->why, sizeof(d->why), "invalid DMARC record at %s: "
-		    "%s", where, opendmarc_policy_status_to_str(st));
-		goto out;
-	}
-	/*
-	 * Only passing signatures matter to DMARC (RFC 7489 4.2), and
-	 * libopendmarc 1.4 lets a later failing signature of the From
-	 * domain itself override an earlier aligned pass: give it passes.
-	 */
-	for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS; i++)
-		if (s->res.dkim[i].result == MW_AUTH_PASS &&
-		    s->res.dkim[i].domain[0] != '\0')
-			opendmarc_policy_store_dkim(pctx,
-			    (u_char *)s->res.dkim[i].domain,
-			    (u_char *)s->res.dkim[i].selector,
-			    DMARC_POLICY_DKIM_OUTCOME_PASS, NULL);
-	spf_d = spf_identity(s, &spf_r, &origin);
-	if (spf_d != NULL)
-		opendmarc_policy_store_spf(pctx, (u_char *)spf_d,
-		    spf_r == MW_AUTH_PASS ? DMARC_POLICY_SPF_OUTCOME_PASS :
-		    spf_r == MW_AUTH_TEMPERROR ?
-		    DMARC_POLICY_SPF_OUTCOME_TMPFAIL :
-		    spf_r == MW_AUTH_FAIL || spf_r == MW_AUTH_SOFTFAIL ?
-		    DMARC_POLICY_SPF_OUTCOME_FAIL :
-		    DMARC_POLICY_SPF_OUTCOME_NONE, origin, NULL);
-	pol = opendmarc_get_policy_to_enforce(pctx);
-	opendmarc_policy_fetch_alignment(pctx, &da, &sa);
-	opendmarc_policy_fetch_p(pctx, &d->p);
-	opendmarc_policy_fetch_sp(pctx, &d->sp);
-	opendmarc_policy_fetch_pct(pctx, &d->pct);
-	opendmarc_policy_fetch_adkim(pctx, &d->adkim);
-	opendmarc_policy_fetch_aspf(pctx, &d->aspf);
-	d->dkim_aligned = da == DMARC_POLICY_DKIM_ALIGNMENT_PASS;
-	d->spf_aligned = sa == DMARC_POLICY_SPF_ALIGNMENT_PASS;
-	d->rua = fetch_list(pctx);
-	d->fo = fo_string(pctx);
+	d->base = d->policy = base;
+	if (d->t && d->policy > POL_NONE)
+		d->policy--;	/* 4.7 t=y: reject -> quarantine -> none */
 	d->have_policy = 1;
-	/* sp= applies to the subdomains of an org record, else p=. */
-	d->policy = d->at_org && d->sp != DMARC_RECORD_P_UNSPECIFIED ?
-	    d->sp : d->p;
-	switch (pol) {
-	case DMARC_POLICY_PASS:
+	return 0;
+}
+
+static void
+evaluate_domain(struct mw_session *s, struct dmarc_state *st,
+    struct dmarc_domain *d)
+{
+	const char *spf_d, *temp = NULL, *what = NULL;
+	enum mw_auth_result spf_r;
+	char why[400] = "", w2[400];
+	struct walk w;
+	int helo, a, unknown = 0;
+	size_t i;
+
+	discover(s, st, d);
+	if (d->rq == NULL || apply_policy(s, d) == -1)
+		return;
+	/* The Organizational Domain, for alignment and the history. */
+	if (d->org[0] == '\0' && walk(s, st, d->domain, &w) == 0)
+		snprintf(d->org, sizeof(d->org), "%s", w.org);
+	/* Only passing signatures count (RFC 9989 4.4.1). */
+	for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS &&
+	    !d->dkim_aligned; i++) {
+		if (s->res.dkim[i].result != MW_AUTH_PASS)
+			continue;
+		a = aligned(s, st, d, s->res.dkim[i].domain, d->adkim, w2,
+		    sizeof(w2));
+		if (a == 1)
+			d->dkim_aligned = 1;
+		else if (a == -1 && !unknown++)
+			snprintf(why, sizeof(why), "%s", w2);
+	}
+	spf_d = spf_identity(s, &spf_r, &helo);
+	if (spf_d != NULL && spf_r == MW_AUTH_PASS) {
+		a = aligned(s, st, d, spf_d, d->aspf, w2, sizeof(w2));
+		if (a == 1)
+			d->spf_aligned = 1;
+		else if (a == -1 && !unknown++)
+			snprintf(why, sizeof(why), "%s", w2);
+	}
+	if (d->dkim_aligned || d->spf_aligned) {
 		d->result = DR_PASS;
-		break;
-	case DMARC_POLICY_REJECT:
-	case DMARC_POLICY_QUARANTINE:
-	case DMARC_POLICY_NONE:
-		d->result = DR_FAIL;
-		break;
-	default:
-		d->result = DR_PERMERROR;
-		d->have_policy = 0;
-		snprintf(d->why, sizeof(d->why), "DMARC evaluation failed: %s",
-		    opendmarc_policy_status_to_str(pol));
 		goto out;
 	}
+	if (unknown) {
+		/* An identifier might align: RFC 9989 5.3.6, no pass or fail. */
+		d->result = DR_TEMPERROR;
+		snprintf(d->why, sizeof(d->why), "alignment unknown: %s", why);
+		goto out;
+	}
+	d->result = DR_FAIL;
 	/*
 	 * A fail only because an aligned identifier could not be checked
 	 * (DNS trouble at SPF or at the DKIM key) is a temperror: the
 	 * sender's retry may well pass, a 5xx would be final.
 	 */
-	if (d->result == DR_FAIL) {
-		const char *temp = NULL, *what = NULL;
-
-		if (spf_d != NULL && spf_r == MW_AUTH_TEMPERROR &&
-		    aligned(d->domain, spf_d, d->aspf)) {
-			temp = spf_d;
-			what = "SPF";
-		}
-		for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS; i++)
-			if (temp == NULL &&
-			    s->res.dkim[i].result == MW_AUTH_TEMPERROR &&
-			    s->res.dkim[i].domain[0] != '\0' &&
-			    aligned(d->domain, s->res.dkim[i].domain,
-			    d->adkim)) {
-				temp = s->res.dkim[i].domain;
-				what = "DKIM";
-			}
-		if (temp != NULL) {
-			d->result = DR_TEMPERROR;
-			snprintf(d->why, sizeof(d->why), "%s for %s: temporary "
-			    "error", what, temp);
-		}
+	if (spf_d != NULL && spf_r == MW_AUTH_TEMPERROR &&
+	    aligned(s, st, d, spf_d, d->aspf, w2, sizeof(w2)) != 0) {
+		temp = spf_d;
+		what = "SPF";
 	}
-	goto out;
-temp:
-	d->result = DR_TEMPERROR;
-	snprintf(d->why, sizeof(d->why), "out of memory");
-out:
-	free(copy);
-	if (pctx != NULL)
-		opendmarc_policy_connect_shutdown(pctx);
-}
-
-static void
-evaluate_domain(struct mw_session *s, struct dmarc_domain *d)
-{
-	const struct mw_dns_answer *a;
-	const char *rec;
-	char where[DMARC_DOMAIN_MAX + 8];
-	enum lookup lk;
-
-	snprintf(where, sizeof(where), "_dmarc.%s", d->domain);
-	a = mw_dns_wait(s->dns, d->q_from);
-	mw_session_note_dns(s, "dmarc", a);
-	lk = pick_record(a, &rec);
-	if (lk == LK_NONE && d->q_org != NULL) {
-		/* RFC 7489 6.6.3 step 4: the organizational domain's record */
-		snprintf(where, sizeof(where), "_dmarc.%s", d->org);
-		a = mw_dns_wait(s->dns, d->q_org);
-		mw_session_note_dns(s, "dmarc", a);
-		lk = pick_record(a, &rec);
-		d->at_org = 1;
-	}
-	switch (lk) {
-	case LK_RECORD:
-		apply_record(s, d, rec, where);
-		break;
-	case LK_NONE:
-		d->result = DR_NONE;
-		break;
-	case LK_SEVERAL:
-		d->result = DR_NONE;
-		snprintf(d->why, sizeof(d->why), "several DMARC records at %s, "
-		    "none applies", where);
-		break;
-	case LK_TEMP:
+	for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS &&
+	    temp == NULL; i++)
+		if (s->res.dkim[i].result == MW_AUTH_TEMPERROR &&
+		    s->res.dkim[i].domain[0] != '\0' &&
+		    aligned(s, st, d, s->res.dkim[i].domain, d->adkim, w2,
+		    sizeof(w2)) != 0) {
+			temp = s->res.dkim[i].domain;
+			what = "DKIM";
+		}
+	if (temp != NULL) {
 		d->result = DR_TEMPERROR;
-		snprintf(d->why, sizeof(d->why), "DNS error looking up %s: %s",
-		    where, a->error != NULL ? a->error : "no answer");
-		break;
-	case LK_PERM:
-		d->result = DR_PERMERROR;
-		snprintf(d->why, sizeof(d->why), "DNS error looking up %s: %s",
-		    where, a->error != NULL ? a->error : "bad answer");
-		break;
+		snprintf(d->why, sizeof(d->why), "%s for %s: temporary error",
+		    what, temp);
 	}
-	if (d->have_policy)
-		mw_session_note(s, "dmarc", "%s: %s, policy %s (p=%s sp=%s "
-		    "pct=%d), DKIM %saligned, SPF %saligned", d->domain,
-		    dres_name(d->result), pol_name(d->policy), pol_name(d->p),
-		    pol_name(d->sp ? d->sp : d->p), d->pct,
-		    d->dkim_aligned ? "" : "not ", d->spf_aligned ? "" : "not ");
+out:
+	mw_session_note(s, "dmarc", "%s: %s, record of %s (%s), policy %s "
+	    "from %s= (p=%s sp=%s np=%s%s), Organizational Domain %s, DKIM "
+	    "%saligned, SPF %saligned", d->domain, dres_name(d->result),
+	    d->rq->name, d->at_org ? d->rq->rec.psd == 'y' ? "Public "
+	    "Suffix Domain" : "Organizational Domain" : "Author Domain",
+	    pol_name(d->policy), d->which, pol_name(d->p), pol_name(d->sp),
+	    pol_name(d->np), d->t ? " t=y" : "", d->org[0] ? d->org : "?",
+	    d->dkim_aligned ? "" : "not ", d->spf_aligned ? "" : "not ");
 }
 
 static int
 pol_rank(int p)
 {
-	return p == DMARC_RECORD_P_REJECT ? 2 :
-	    p == DMARC_RECORD_P_QUARANTINE ? 1 : 0;
+	return p == POL_REJECT ? 2 : p == POL_QUARANTINE ? 1 : 0;
 }
 
 /* Is a domain (or a parent of it) in override_domains? */
 static const char *
 override_match(const struct dmarc_cfg *c, const char *dom)
 {
-	size_t i, n = strlen(dom), m;
+	size_t i;
 
-	for (i = 0; i < c->n_override; i++) {
-		m = strlen(c->override_domains[i]);
-		if (m <= n && strcasecmp(dom + n - m,
-		    c->override_domains[i]) == 0 &&
-		    (m == n || dom[n - m - 1] == '.'))
+	for (i = 0; i < c->n_override; i++)
+		if (same_or_sub(dom, c->override_domains[i]))
 			return c->override_domains[i];
-	}
 	return NULL;
 }
 
@@ -1179,7 +1719,7 @@ find_override(struct mw_session *s, const struct dmarc_cfg *c,
 {
 	const char *m, *spf_d;
 	enum mw_auth_result spf_r;
-	int origin;
+	int helo;
 	size_t i;
 
 	if (c->n_override == 0)
@@ -1190,7 +1730,7 @@ find_override(struct mw_session *s, const struct dmarc_cfg *c,
 		if (s->res.dkim[i].result == MW_AUTH_PASS &&
 		    (m = override_match(c, s->res.dkim[i].domain)) != NULL)
 			return m;
-	spf_d = spf_identity(s, &spf_r, &origin);
+	spf_d = spf_identity(s, &spf_r, &helo);
 	if (spf_d != NULL && spf_r == MW_AUTH_PASS &&
 	    (m = override_match(c, spf_d)) != NULL)
 		return m;
@@ -1200,8 +1740,8 @@ find_override(struct mw_session *s, const struct dmarc_cfg *c,
 /* Carry out a reject_action / quarantine_action; returns the dis= word. */
 static const char *
 apply_disp(struct mw_session *s, const struct dmarc_cfg *c,
-    const struct disp_action *da,
-    const struct dmarc_domain *d, const char *policy)
+    const struct disp_action *da, const struct dmarc_domain *d,
+    const char *policy)
 {
 	char value[512];
 
@@ -1242,12 +1782,12 @@ note_add(struct dmarc_state *st, const char *fmt, ...)
 
 /* The configured consequence of the message's result. */
 static void
-decide(struct mw_session *s, const struct dmarc_cfg *c, struct dmarc_state *st)
+decide(struct mw_session *s, struct dmarc_state *st)
 {
+	const struct dmarc_cfg *c = st->c;
 	struct dmarc_domain *d = st->n_domains ? &st->d[st->worst] : NULL;
 	const struct disp_action *da;
 	const char *ov;
-	int policy;
 
 	st->dis = "none";
 	switch (st->result) {
@@ -1271,29 +1811,22 @@ decide(struct mw_session *s, const struct dmarc_cfg *c, struct dmarc_state *st)
 	case DR_FAIL:
 		break;
 	}
-	policy = d->policy;
 	if ((ov = find_override(s, c, d)) != NULL) {
 		note_add(st, "local override: %s", ov);
 		return;
 	}
-	if (c->honor_pct && d->pct >= 0 && d->pct < 100 &&
-	    policy != DMARC_RECORD_P_NONE &&
-	    (int)arc4random_uniform(100) >= d->pct) {
-		/* RFC 7489 6.6.4: not sampled, the next policy down. */
-		note_add(st, "pct=%d: not sampled", d->pct);
-		policy = policy == DMARC_RECORD_P_REJECT ?
-		    DMARC_RECORD_P_QUARANTINE : DMARC_RECORD_P_NONE;
-	}
-	if (policy == DMARC_RECORD_P_NONE)
+	if (d->policy != d->base)
+		note_add(st, "t=y: one level down");
+	if (d->policy == POL_NONE)
 		return;
-	da = policy == DMARC_RECORD_P_REJECT ? &c->reject_action :
+	da = d->policy == POL_REJECT ? &c->reject_action :
 	    &c->quarantine_action;
 	if (s->exempt_rcpt) {
 		/* The session will not refuse it: hold or mark it neither. */
 		note_add(st, "exempt recipient");
 		return;
 	}
-	st->dis = apply_disp(s, c, da, d, pol_name(policy));
+	st->dis = apply_disp(s, c, da, d, pol_name(d->policy));
 	if (s->cfg->dry_run && strcmp(st->dis, "none") != 0)
 		note_add(st, "dry run");
 }
@@ -1331,17 +1864,38 @@ json_str(struct mw_buf *b, const char *key, const char *v)
 	json_string(b, v);
 }
 
+/*
+ * One history line (format version 2), for RFC 9990 aggregate reports:
+ *
+ *   v 2, time (Unix seconds), queue_id, source_ip, helo, envelope_from,
+ *   envelope_from_domain, envelope_to (recipient domains),
+ *   header_from (the Author Domain, A-label), discovery_method
+ *   ("treewalk" or "psl"), policy_domain (where the record applied was
+ *   found), org_domain (the Author Domain's Organizational Domain, ""
+ *   if a DNS error hid it), p, sp, np (the record's, defaults filled
+ *   in: sp defaults to p, np to sp), testing ("y" for t=y, else "n"),
+ *   psd ("y", "n", "u" of the record applied), adkim, aspf ("r"/"s"),
+ *   fo, rua, ruf (as published, null if absent), dmarc (pass or fail),
+ *   policy (the policy that applied after t=), policy_from ("p", "sp",
+ *   "np": which tag gave it), disposition (none, quarantine, reject,
+ *   tempfail: what was done), reason (why the disposition differs:
+ *   "local override: D", "t=y: one level down", "exempt recipient",
+ *   "dry run"), dkim_aligned, spf_aligned ("pass"/"fail"), spf
+ *   {domain, scope "mfrom"/"helo", result}, dkim [{domain, selector,
+ *   result} for every signature checked].
+ */
 static void
 history_record(struct mw_session *s, struct dmarc_state *st,
     struct dmarc_domain *d, time_t now, struct mw_buf *b)
 {
+	const struct drec *r = &d->rq->rec;
 	const char *spf_d, *at;
 	enum mw_auth_result spf_r;
-	int origin;
+	int helo;
 	size_t i;
 	char buf[16];
 
-	mw_buf_printf(b, "{\"v\":1,\"time\":%lld", (long long)now);
+	mw_buf_printf(b, "{\"v\":2,\"time\":%lld", (long long)now);
 	json_str(b, "queue_id", s->queue_id);
 	json_str(b, "source_ip", s->ip);
 	json_str(b, "helo", s->helo);
@@ -1357,28 +1911,34 @@ history_record(struct mw_session *s, struct dmarc_state *st,
 	}
 	mw_buf_puts(b, "]");
 	json_str(b, "header_from", d->domain);
-	json_str(b, "policy_domain", d->at_org ? d->org : d->domain);
+	json_str(b, "discovery_method", st->c->discovery == DISC_PSL ?
+	    "psl" : "treewalk");
+	json_str(b, "policy_domain", d->rq->name);
 	json_str(b, "org_domain", d->org);
 	json_str(b, "p", pol_name(d->p));
-	json_str(b, "sp", pol_name(d->sp ? d->sp : d->p));
-	mw_buf_printf(b, ",\"pct\":%d", d->pct);
-	snprintf(buf, sizeof(buf), "%c", d->adkim ? d->adkim : 'r');
+	json_str(b, "sp", pol_name(d->sp));
+	json_str(b, "np", pol_name(d->np));
+	json_str(b, "testing", d->t ? "y" : "n");
+	snprintf(buf, sizeof(buf), "%c", r->psd);
+	json_str(b, "psd", buf);
+	snprintf(buf, sizeof(buf), "%c", d->adkim);
 	json_str(b, "adkim", buf);
-	snprintf(buf, sizeof(buf), "%c", d->aspf ? d->aspf : 'r');
+	snprintf(buf, sizeof(buf), "%c", d->aspf);
 	json_str(b, "aspf", buf);
-	json_str(b, "fo", d->fo);
-	json_str(b, "rua", d->rua);
+	json_str(b, "fo", r->fo);
+	json_str(b, "rua", r->rua[0] ? r->rua : NULL);
+	json_str(b, "ruf", r->ruf[0] ? r->ruf : NULL);
 	json_str(b, "dmarc", dres_name(d->result));
 	json_str(b, "policy", pol_name(d->policy));
+	json_str(b, "policy_from", d->which);
 	json_str(b, "disposition", d == &st->d[st->worst] ? st->dis : "none");
 	json_str(b, "reason", d == &st->d[st->worst] ? st->note : "");
 	json_str(b, "dkim_aligned", d->dkim_aligned ? "pass" : "fail");
 	json_str(b, "spf_aligned", d->spf_aligned ? "pass" : "fail");
-	spf_d = spf_identity(s, &spf_r, &origin);
+	spf_d = spf_identity(s, &spf_r, &helo);
 	mw_buf_puts(b, ",\"spf\":{\"domain\":");
 	json_string(b, spf_d != NULL ? spf_d : "");
-	json_str(b, "scope", origin == DMARC_POLICY_SPF_ORIGIN_HELO ?
-	    "helo" : "mfrom");
+	json_str(b, "scope", helo ? "helo" : "mfrom");
 	json_str(b, "result", mw_auth_result_name(spf_r));
 	mw_buf_puts(b, "},\"dkim\":[");
 	for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS; i++) {
@@ -1393,9 +1953,9 @@ history_record(struct mw_session *s, struct dmarc_state *st,
 }
 
 static void
-write_history(struct mw_session *s, const struct dmarc_cfg *c,
-    struct dmarc_state *st)
+write_history(struct mw_session *s, struct dmarc_state *st)
 {
+	const struct dmarc_cfg *c = st->c;
 	struct mw_buf b = MW_BUF_INIT(256 * 1024);
 	time_t now = time(NULL);
 	ssize_t w;
@@ -1405,7 +1965,8 @@ write_history(struct mw_session *s, const struct dmarc_cfg *c,
 	if (*c->history_file == '\0' || s->read_only)
 		return;
 	for (i = 0; i < st->n_domains; i++)
-		if (st->d[i].have_policy)
+		if (st->d[i].have_policy && (st->d[i].result == DR_PASS ||
+		    st->d[i].result == DR_FAIL))
 			history_record(s, st, &st->d[i], now, &b);
 	if (b.len == 0 || b.truncated) {
 		mw_buf_free(&b);
@@ -1430,13 +1991,52 @@ write_history(struct mw_session *s, const struct dmarc_cfg *c,
 	mw_buf_free(&b);
 }
 
+/* ------------------------------------------------------------------ */
+/* Hooks */
+
+/*
+ * The From field: parse it and send every query the evaluation may
+ * need at once -- the tree walk of each Author Domain (or its record and
+ * its PSL Organizational Domain's) and the Author Domain's existence
+ * (np=) -- so that the answers are in by the end of the message.
+ */
 static void
-dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
+dmarc_on_header(struct mw_session *s, const void *vc, void *vst,
+    const char *name, const char *value)
 {
 	const struct dmarc_cfg *c = vc;
 	struct dmarc_state *st = vst;
+	char org[DMARC_DOMAIN_MAX];
 	size_t i;
 
+	st->c = c;
+	if (!mw_header_name_is(name, "From"))
+		return;
+	if (++st->n_from > 1)
+		return;
+	if (parse_from(st, value) == -1)
+		return;		/* permerror at end of message */
+	for (i = 0; i < st->n_domains; i++) {
+		struct dmarc_domain *d = &st->d[i];
+
+		if (c->discovery == DISC_PSL) {
+			(void)dq_get(s, st, d->domain);
+			psl_org(s, d->domain, org, sizeof(org));
+			(void)dq_get(s, st, org);
+		} else
+			walk_submit(s, st, d->domain);
+		if (strchr(d->domain, '.') != NULL)
+			d->q_exist = mw_dns_submit(s->dns, d->domain, MW_DNS_A);
+	}
+}
+
+static void
+dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
+{
+	struct dmarc_state *st = vst;
+	size_t i;
+
+	st->c = vc;
 	st->evaluated = 1;
 	st->worst = 0;
 	if (st->n_from == 0)
@@ -1446,7 +2046,7 @@ dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
 	if (st->from_error != NULL) {
 		st->result = DR_PERMERROR;
 		mw_session_note(s, "dmarc", "%s", st->from_error);
-		decide(s, c, st);
+		decide(s, st);
 		return;
 	}
 	st->result = DR_PASS;
@@ -1454,7 +2054,7 @@ dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
 		struct dmarc_domain *d = &st->d[i];
 		struct dmarc_domain *w = &st->d[st->worst];
 
-		evaluate_domain(s, d);
+		evaluate_domain(s, st, d);
 		if (d->result > st->result || (d->result == DR_FAIL &&
 		    w->result == DR_FAIL && pol_rank(d->policy) >
 		    pol_rank(w->policy))) {
@@ -1462,8 +2062,8 @@ dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
 			st->worst = i;
 		}
 	}
-	decide(s, c, st);
-	write_history(s, c, st);
+	decide(s, st);
+	write_history(s, st);
 }
 
 static void
@@ -1472,10 +2072,9 @@ dmarc_authres(struct mw_session *s, const void *vc, void *vst,
 {
 	struct dmarc_state *st = vst;
 	struct dmarc_domain *d;
-	char pct[24] = "";
 
-	(void)vc;
 	(void)s;
+	(void)vc;
 	if (!st->evaluated)
 		return;
 	mw_authres_result(ar, "dmarc", dres_name(st->result));
@@ -1488,12 +2087,11 @@ dmarc_authres(struct mw_session *s, const void *vc, void *vst,
 	if (d->have_policy && (st->result == DR_PASS ||
 	    st->result == DR_FAIL)) {
 		mw_authres_prop(ar, "policy", "dmarc", pol_name(d->policy));
-		if (d->pct >= 0 && d->pct < 100)
-			snprintf(pct, sizeof(pct), " pct=%d", d->pct);
-		mw_authres_comment(ar, "p=%s sp=%s%s dis=%s%s%s",
-		    pol_name(d->p), pol_name(d->sp ? d->sp : d->p), pct,
-		    st->dis != NULL ? st->dis : "none",
-		    st->note[0] ? "; " : "", st->note);
+		mw_authres_comment(ar, "p=%s sp=%s np=%s%s dis=%s%s%s%s",
+		    pol_name(d->p), pol_name(d->sp), pol_name(d->np),
+		    d->t ? " t=y" : "", st->dis != NULL ? st->dis : "none",
+		    st->note[0] ? "; " : "", st->note,
+		    d->from_rua ? "; no valid p=, rua= given: p=none" : "");
 	} else if (d->why[0] != '\0')
 		mw_authres_comment(ar, "%s", d->why);
 	if (st->n_domains > 1)

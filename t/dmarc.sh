@@ -24,7 +24,8 @@ psl_file = @TOP@/test/scenarios/dmarc_psl.dat
 quarantine_action = hold
 history_file = @LAB@/dmarc-history.jsonl
 EOF2
-start_nsd dmarc-bank.zone dmarc-evil.zone dmarc-shop.zone dmarc-lists.zone dmarc-misc.zone
+start_nsd dmarc-bank.zone dmarc-evil.zone dmarc-shop.zone dmarc-lists.zone dmarc-misc.zone \
+    dmarc-bis.zone dmarc-tld.zone
 # The daemon runs as nobody: give it its history file.
 touch "$LAB/dmarc-history.jsonl"
 [ "$(id -u)" = 0 ] && chown nobody "$LAB/dmarc-history.jsonl"
@@ -47,7 +48,7 @@ like "$(smtp_reply_of "$(swaks_log)" EOM)" "^550 5.7.1" "the rejection is the an
 r=$(forge "Bank <service@dmarc-bank.test>" postmaster@maildir.test)
 like "$r" "^250 " "postmaster@ still receives it"
 wait_delivered 1
-like "$(sed '/^$/q' "$(last_delivered)")" "dmarc=fail header.from=dmarc-bank.test[[:space:]]+policy.dmarc=reject[[:space:]]+\(p=reject sp=reject dis=none; exempt recipient\)" \
+like "$(sed '/^$/q' "$(last_delivered)")" "dmarc=fail header.from=dmarc-bank.test[[:space:]]+policy.dmarc=reject[[:space:]]+\(p=reject sp=reject np=reject dis=none; exempt recipient\)" \
     "postmaster copy annotated: dmarc=fail, exempt recipient"
 
 # 3. Two From header fields: the defined verdict.
@@ -83,12 +84,32 @@ hdr=$(sed '/^$/q' "$(last_delivered)")
 like "$hdr" "dkim=pass[[:space:]]+header.d=dmarc-bank.test" "its DKIM signature passes"
 like "$hdr" "dmarc=pass header.from=mail.dmarc-bank.test" "relaxed alignment through the subdomain: dmarc=pass"
 
-# 6. The aggregate-report history: one JSON object per message.
+# 6. RFC 9989 np=: dmarc-bis.test says p=reject sp=none np=reject.  A From
+# domain below it that does not exist (NXDOMAIN) gets np=: rejected; an
+# existing one gets sp=none: delivered, annotated.
+r=$(forge "X <x@ghost.dmarc-bis.test>")
+is "$r" "550 5.7.1 Unauthenticated mail from this domain is not accepted due to its DMARC policy (ghost.dmarc-bis.test)" \
+    "np=reject: a non-existent subdomain is rejected although sp=none"
+clear_maildir
+r=$(forge "X <x@shop.dmarc-bis.test>")
+like "$r" "^250 " "sp=none: an existing subdomain is accepted"
+wait_delivered 1
+like "$(sed '/^$/q' "$(last_delivered)")" "dmarc=fail header.from=shop.dmarc-bis.test[[:space:]]+policy.dmarc=none[[:space:]]+\(p=reject sp=none np=reject dis=none\)" \
+    "... annotated dmarc=fail, policy none from sp="
+
+# 7. The aggregate-report history: one JSON object per message.
 n=$(wc -l < "$LAB/dmarc-history.jsonl")
 ok "history has a line per DMARC-evaluated message ($n)" [ "$n" -ge 4 ]
 ok "every history line is JSON" /usr/bin/python3 -c '
 import json, sys
 for line in open(sys.argv[1]): json.loads(line)' "$LAB/dmarc-history.jsonl"
+ok "history records the discovery method, np and t= (RFC 9990)" /usr/bin/python3 -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+r = [x for x in recs if x["header_from"] == "ghost.dmarc-bis.test"][0]
+assert r["v"] == 2 and r["discovery_method"] == "treewalk", r
+assert r["np"] == "reject" and r["policy_from"] == "np" and r["testing"] == "n", r
+assert r["policy_domain"] == "dmarc-bis.test" and r["org_domain"] == "dmarc-bis.test", r' "$LAB/dmarc-history.jsonl"
 
 check_daemon_clean_exit
 done_testing

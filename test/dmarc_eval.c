@@ -17,6 +17,8 @@
  *	verdict: continue | accept | reject 550 5.7.1 TEXT | tempfail ...
  *	authres: the Authentication-Results value, on one line
  *	quarantine: REASON		(only when the message is held)
+ *	dmarc-query: NAME		(each _dmarc name the DMARC check
+ *					consulted, in order: the tree walk)
  */
 #include "config.h"
 
@@ -111,7 +113,9 @@ main(int argc, char **argv)
 	struct mw_session *s;
 	const struct mw_verdict *v;
 	const char *mailfrom = "<>", *ar, *q;
+	const struct mw_note *notes;
 	char err[1024];
+	size_t n, k;
 	int i;
 
 	if (argc < 3) {
@@ -127,6 +131,7 @@ main(int argc, char **argv)
 		die("", err);
 	if ((s = mw_session_new(ctx)) == NULL)
 		die("out of memory", "");
+	mw_session_set_explain(s, 1);	/* for the dmarc-query: lines */
 	for (i = 3; i < argc; i++)
 		if (strncmp(argv[i], "mailfrom=", 9) == 0)
 			mailfrom = argv[i] + 9;
@@ -155,6 +160,13 @@ main(int argc, char **argv)
 	}
 	if ((q = mw_session_quarantine(s)) != NULL)
 		printf("quarantine: %s\n", q);
+	n = mw_session_notes(s, &notes);
+	for (k = 0; k < n; k++)
+		if (notes[k].kind == MW_NOTE_EVIDENCE &&
+		    strcmp(notes[k].module, "dmarc") == 0 &&
+		    strncmp(notes[k].text, "TXT _dmarc.", 11) == 0)
+			printf("dmarc-query: %.*s\n", (int)strcspn(notes[k].text +
+			    4, ":"), notes[k].text + 4);
 	mw_session_free(s);
 	mw_ctx_unref(ctx);
 	return 0;

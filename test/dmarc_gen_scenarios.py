@@ -17,6 +17,8 @@ Domains (all under .test, see the zone files):
   dmarc-lists.test  a mailing list, p=none; SPF 198.51.100.32/28
   dmarc-evil.test   the forger: SPF 203.0.113.0/24, a DKIM key, no DMARC
   dmarc-misc.test   odd records in subdomains
+  dmarc-bis.test    RFC 9989: tree walk, psd=, np=, t=, invalid p=
+  dmarc-twin.test   two DMARC records at the Organizational Domain
 """
 
 import os
@@ -36,6 +38,7 @@ EVIL_IP = "203.0.113.66"
 BANK_IP = "198.51.100.7"
 SHOP_IP = "198.51.100.20"
 LIST_IP = "198.51.100.40"
+BIS_IP = "198.51.100.50"
 
 BASE = """[milter]
 authserv_id = mx.test
@@ -220,7 +223,10 @@ wins (RFC 7489 6.6.1).
         ("<service@dmarc-bank.test",
          "an unterminated angle-addr: permerror"),
         ("service@[198.51.100.7]", "a domain literal: permerror"),
-        ("service@dm\u00e4rc-bank.test", "an 8-bit domain: permerror"),
+        ("service@dm\u00e4rc-bank.dmarc-evil.test", "a U-label domain (RFC "
+         "6532) is looked up as its A-label (RFC 9989 5.3.1): "
+         "xn--dmrc-bank-w2a.dmarc-evil.test,\n   not dmarc-bank.test; "
+         "nothing is published there (dmarc=none)"),
         ("a@b@dmarc-bank.test", "two @: permerror"),
         ("@dmarc-bank.test", "no local part: permerror"),
         ("", "an empty From: permerror"),
@@ -275,14 +281,16 @@ The mailing list message of dmarc_override without an override: the
 bank's p=reject is honoured, the list's resend is rejected.""", [lst])
 
     scenario("dmarc_pct0", """
-p=reject; pct=0 (half.dmarc-misc.test): the message is never in the
-sample, so the next policy down applies (RFC 7489 6.6.4): quarantine.""",
+p=reject; pct=0 (half.dmarc-misc.test): RFC 9989 removed pct= (its
+appendix A.6; t=y replaces it), so the tag is ignored and p=reject
+applies.  honor_pct = yes is still accepted in the config, and ignored.""",
              [message(EVIL_IP, "bounce@dmarc-evil.test",
                       headers("x <x@half.dmarc-misc.test>"))],
              "honor_pct = yes")
 
-    odd = [("two", "two DMARC records: no policy applies (dmarc=none)"),
-           ("bad", "p=bogus: dmarc=permerror (permerror_action accept)"),
+    odd = [("two", "two DMARC records: both discarded, the org record "
+            "applies"),
+           ("bad", "p=bogus and no rua=: no DMARC (dmarc=none)"),
            ("norua", "no p= and no rua=: ignored, dmarc=none"),
            ("nop", "no p= but rua=: as p=none, dmarc=fail"),
            ("other", "only non-DMARC TXT records: the org record applies"),
@@ -346,6 +354,87 @@ temperror_action = tempfail asks for a retry instead of giving a final
 [dns]
 nameservers = 127.0.0.1:@FAULT_PORT@
 timeout_ms = 300""")
+
+    def bis(frm, comment, mail_from="bounce@dmarc-evil.test", ip=EVIL_IP,
+            hdrs=None):
+        return message(ip, mail_from, hdrs or headers(frm), comment=comment)
+
+    scenario("dmarc_bis_treewalk", """
+RFC 9989 4.10 DNS Tree Walk (t/zones/dmarc-bis.zone), forged mail
+(SPF passes only for the forger's own envelope domain).""", [
+        bis("x <x@x.skip.l7.l6.l5.l4.l3.dmarc-bis.test>",
+            "a 9-label Author Domain: _dmarc.x.skip..., then its last 7\n"
+            "labels (l7.l6...): the record at skip.l7... (p=reject) is never\n"
+            "asked; l3. says psd=n and p=quarantine, which applies (sp=)"),
+        bis("x <x@shop.psd.dmarc-bis.test>",
+            "psd=y at psd.dmarc-bis.test: shop.psd... is its own\n"
+            "Organizational Domain and has no record, so the PSD's record\n"
+            "applies: reject.  The SPF domain other.psd... is another\n"
+            "organization under the PSD: not aligned",
+            mail_from="bounce@other.psd.dmarc-bis.test", ip=BIS_IP),
+        bis("x <x@shop.psd.dmarc-bis.test>",
+            "the same From, SPF for mail.shop.psd...: the same\n"
+            "Organizational Domain (shop.psd...), aligned: pass",
+            mail_from="bounce@mail.shop.psd.dmarc-bis.test", ip=BIS_IP),
+        bis("x <x@x.div.dmarc-bis.test>",
+            "psd=n at div.dmarc-bis.test stops the walk: div... is the\n"
+            "Organizational Domain, so SPF for dmarc-bis.test (its parent)\n"
+            "is not aligned: p=reject of div... applies",
+            mail_from="bounce@dmarc-bis.test", ip=BIS_IP),
+        bis("x <x@sub.dmarc-twin.test>",
+            "two DMARC records at the Organizational Domain dmarc-twin.test:\n"
+            "both discarded, no policy anywhere: dmarc=none"),
+    ])
+
+    scenario("dmarc_bis_np", """
+RFC 9989 np=: dmarc-bis.test says p=reject sp=none np=reject.  A
+non-existent subdomain (NXDOMAIN) gets np=, an existing one sp=.""", [
+        bis("x <x@ghost.dmarc-bis.test>",
+            "ghost.dmarc-bis.test does not exist: np=reject, rejected"),
+        bis("x <x@shop.dmarc-bis.test>",
+            "shop.dmarc-bis.test exists (an A record): sp=none, accepted"),
+    ])
+
+    scenario("dmarc_bis_tags", """
+RFC 9989 tags and records that are not what they seem
+(t/zones/dmarc-bis.zone), forged mail.""", [
+        bis("x <x@testing.dmarc-bis.test>",
+            "p=reject; t=y: one level down, quarantine (a header)"),
+        bis("x <x@badp.dmarc-bis.test>",
+            "p=bogus and no rua=: no DMARC processing (dmarc=none)"),
+        bis("x <x@badprua.dmarc-bis.test>",
+            "p=bogus with a valid rua=: as p=none (dmarc=fail, policy none)"),
+        bis("x <x@dup.dmarc-bis.test>",
+            "p= twice: not a valid record (the RFC 6376 tag-list rule RFC\n"
+            "9989 4.7 adopts), never \"the last p=\": discovery goes on as\n"
+            "if there were none, and the Organizational Domain's sp=none\n"
+            "applies (dup. exists: _dmarc.dup is below it)"),
+        bis("x <x@nul.dmarc-bis.test>",
+            "a NUL inside rua=: that tag is a syntax error and ignored;\n"
+            "the record still says p=reject: rejected"),
+    ], "permerror_action = accept")
+
+    h = sign(headers("B\u00fccher <info@b\u00fccher.dmarc-bis.test>"),
+             BODY, "xn--bcher-kva.dmarc-bis.test")
+    scenario("dmarc_bis_idn", """
+An internationalised From domain (RFC 6532 UTF-8 header): b\u00fccher.dmarc-bis.test
+is looked up and aligned as its A-label xn--bcher-kva.dmarc-bis.test
+(RFC 9989 5.3.1).  The first message is signed d=xn--bcher-kva...:
+dmarc=pass.  The second is a forgery: p=reject, rejected.""", [
+        message(EVIL_IP, "bounce@dmarc-evil.test", h),
+        bis("B\u00fccher <info@b\u00fccher.dmarc-bis.test>", None),
+    ])
+
+    scenario("dmarc_discovery_psl", """
+[dmarc] discovery = psl: the RFC 7489 way, the Organizational Domain
+from the Public Suffix List (here test/scenarios/dmarc_psl.dat, where
+dmarc-bis.test is an organization under "test").  The message of
+dmarc_bis_treewalk that the tree walk rejects (psd=y: shop.psd... and
+other.psd... are two organizations) passes here, both names being under
+dmarc-bis.test; psd= is not used.""", [
+        bis("x <x@shop.psd.dmarc-bis.test>", None,
+            mail_from="bounce@other.psd.dmarc-bis.test", ip=BIS_IP),
+    ], "discovery = psl")
 
     scenario("dmarc_dry_run", """
 [milter] dry_run: the forged bank message is not rejected; the log and

@@ -27,8 +27,9 @@
  * session as a receiver would run them: whether SPF authorizes the IP
  * and whether the record is valid (mw_spf / libspf2), and the DNSBL
  * listings (mw_dnsbl).  The SPF record is walked here only to count its
- * DNS lookups for the report.  DKIM keys are inspected with OpenSSL and
- * DMARC records parsed by libopendmarc.
+ * DNS lookups for the report.  DKIM keys are inspected with OpenSSL,
+ * DMARC records parsed by libopendmarc, organizational domains (for the
+ * report-destination check) read from the Public Suffix List by libpsl.
  */
 #include "config.h"
 
@@ -49,15 +50,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <opendmarc/dmarc.h>
+#include <libpsl.h>
 
 #include "mw_cidr.h"
 #include "mw_dns.h"
 #include "mw_session.h"
 #include "mw_text.h"
 #include "mwc.h"
-
-/* In libopendmarc 1.4 (the Public Suffix List lookup), not in dmarc.h. */
-int	opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
 
 #define MAX_SECTIONS	16
 #define MAX_ITEMS	64
@@ -1629,27 +1628,28 @@ same_or_sub(const char *d, const char *domain)
 }
 
 /*
- * The organizational domain (RFC 7489 section 3.2) from the Public
- * Suffix List the DMARC check loaded into libopendmarc.  1 if found
- * (a sane suffix of the domain), else 0: no list loaded, or a domain
- * under a suffix the list does not know (".test").
+ * The organizational domain (the registrable domain) from the Public
+ * Suffix List (libpsl: the newest of Debian's publicsuffix file and its
+ * built-in copy, loaded once and kept).  1 if found, else 0: no list, or
+ * a domain under a suffix the list does not know (".test").
  */
 static int
 org_domain(const char *domain, char *out, size_t outlen)
 {
-	char copy[256];
-	size_t i;
+	static psl_ctx_t *psl;
+	const char *r, *tld;
 
-	snprintf(copy, sizeof(copy), "%s", domain);
 	out[0] = '\0';
-	if (opendmarc_get_tld((u_char *)copy, (u_char *)out, outlen) != 0)
+	if (psl == NULL && (psl = psl_latest(NULL)) == NULL)
 		return 0;
-	for (i = 0; out[i] != '\0'; i++)
-		if (!isalnum((unsigned char)out[i]) && out[i] != '-' &&
-		    out[i] != '.' && out[i] != '_')
-			return 0;
-	return out[0] != '\0' && out[0] != '.' && strchr(out, '.') != NULL &&
-	    same_or_sub(domain, out);
+	tld = strrchr(domain, '.');
+	if (tld == NULL || !psl_is_public_suffix2(psl, tld + 1,
+	    PSL_TYPE_ANY | PSL_TYPE_NO_STAR_RULE))
+		return 0;
+	if ((r = psl_registrable_domain(psl, domain)) == NULL)
+		return 0;
+	snprintf(out, outlen, "%s", r);
+	return strchr(out, '.') != NULL && same_or_sub(domain, out);
 }
 
 static void
