@@ -38,7 +38,8 @@ MWC=${MWC:-$top_builddir/tools/mailwarden-check}
 command -v nsd >/dev/null || skip_all "nsd not installed"
 
 lab_init
-start_nsd "$top_srcdir"/t/zones/selfcheck-*.zone
+# dmarc-tld: _dmarc.test, where the DMARC tree walk of every .test name ends
+start_nsd "$top_srcdir"/t/zones/selfcheck-*.zone "$top_srcdir"/t/zones/dmarc-tld.zone
 
 CASES=$top_srcdir/test/check
 PF_STARTED=
