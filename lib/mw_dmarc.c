@@ -277,8 +277,12 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	/* Never a directory, FIFO or /dev/zero: the loader would hang. */
-	if (c->discovery == DISC_PSL && *c->psl_file != '\0' &&
+	/*
+	 * Never a directory, FIFO or /dev/zero: the loader would hang.
+	 * Checked whenever the file is there, used (psl) or not.
+	 */
+	if (*c->psl_file != '\0' && (c->discovery == DISC_PSL ||
+	    access(c->psl_file, F_OK) == 0) &&
 	    mw_check_regular(c->psl_file, MW_CONFIG_MAX_BYTES, why,
 	    sizeof(why)) == -1) {
 		snprintf(err, errlen, "psl_file %s", why);
