@@ -537,7 +537,8 @@ CLK_TCK=$(getconf CLK_TCK)
 cfg_pids() {	# cfg_pids CONFIG: the milter processes of a configuration, now
 	case $1 in
 		rspamd-*) tree_pids "$(lab_pid rspamd)" ;;
-		*) echo ${PIDS[$1]:-} ;;
+		# the daemon supervises its worker ([milter] auto_restart): count both
+		*) if [ -n "${PIDS[$1]:-}" ]; then tree_pids "${PIDS[$1]}"; fi ;;
 	esac
 }
 vmmax() {	# vmmax FIELD PID...: the largest of them
