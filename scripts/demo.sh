@@ -62,7 +62,8 @@ install -o nobody -m 0600 test/dkim-keys/rsa2048.pem "$LAB/keys/demo.test.rsa.pe
 install -o nobody -m 0600 test/dkim-keys/ed25519.pem "$LAB/keys/demo.test.ed25519.pem"
 
 start_nsd example.test.zone 2.0.192.in-addr.arpa.zone sender.test.zone \
-    100.51.198.in-addr.arpa.zone demo.test.zone >/dev/null
+    100.51.198.in-addr.arpa.zone demo.test.zone \
+    dmarc-tld.zone >/dev/null	# _dmarc.test: where the DMARC tree walk ends
 start_redis >/dev/null
 
 # The sample config as shipped, with these values changed:
