@@ -160,8 +160,9 @@ w("")
 csvrow("meta", "machine", "", "", "", "cores", env("CORES"), "")
 csvrow("meta", "mailwarden", "", "", "", "revision", env("MW_REV"), "")
 for v in lines("VERSIONS"):
-    p, ver = v.split(None, 1)
-    csvrow("meta", p, "", "", "", "version", ver, "")
+    # a peer left out (BENCH_PEERS=0) is listed by name alone
+    p, _, ver = v.partition(" ")
+    csvrow("meta", p, "", "", "", "version", ver.strip(), "")
 
 w("## mailwarden's checks in this run")
 w("")
