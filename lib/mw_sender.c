@@ -31,13 +31,13 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mw_authres.h"
 #include "mw_session_priv.h"
+#include "mw_text.h"
 
 struct sender_cfg {
 	bool			require_mx;
@@ -128,8 +128,8 @@ sender_cfg_dump(const void *vc, void *fp)
 static int
 address_domain(const char *addr, char *out, size_t outlen)
 {
-	const char *at = strrchr(addr, '@'), *d, *p;
-	size_t n, label = 0;
+	const char *at = strrchr(addr, '@'), *d;
+	size_t n;
 
 	out[0] = '\0';
 	if (at == NULL || at[1] == '\0')
@@ -138,32 +138,11 @@ address_domain(const char *addr, char *out, size_t outlen)
 	if (d[0] == '[')
 		return 0;
 	n = strlen(d);
-	if (n > 0 && d[n - 1] == '.')
+	if (mw_domain_check(d, n, MW_DOMAIN_HOST | MW_DOMAIN_DOTTED) != NULL)
+		return -1;
+	if (d[n - 1] == '.')
 		n--;
-	if (n == 0 || n >= outlen || n > 253 || memchr(d, '.', n) == NULL)
-		return -1;
-	for (p = d; p < d + n; p++) {
-		if (*p == '.') {
-			if (label == 0 || p[-1] == '-')
-				return -1;
-			label = 0;
-			continue;
-		}
-		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-			return -1;
-		if (label == 0 && *p == '-')
-			return -1;
-		if (++label > 63)
-			return -1;
-	}
-	if (label == 0 || p[-1] == '-')
-		return -1;
-	/* The top-level label of a real domain is never all digits. */
-	for (p = d + n; p > d && p[-1] != '.'; p--)
-		;
-	for (; p < d + n && isdigit((unsigned char)*p); p++)
-		;
-	if (p == d + n)
+	if (n >= outlen)
 		return -1;
 	memcpy(out, d, n);
 	out[n] = '\0';

@@ -215,6 +215,18 @@ mw_config_write() {
     return 0
 }
 
+# mw_config_lab FILE <<EOF ... EOF
+#   mw_config_write with the lab's usual start in front: [milter] on
+#   inet:MILTER_PORT, authserv_id = mx.test, user = nobody; [dns] the lab nsd
+#   with timeout_ms = 500.  stdin adds the rest; it may open [milter] or
+#   [dns] again for more keys (a section may repeat, a key may not).
+mw_config_lab() {
+    { printf '%s\n' '[milter]' 'socket = inet:@MILTER_PORT@@127.0.0.1' \
+          'authserv_id = mx.test' 'user = nobody' \
+          '[dns]' 'nameservers = 127.0.0.1:@NSD_PORT@' 'timeout_ms = 500'
+      cat; } | mw_config_write "$1"
+}
+
 # ------------------------------------------------------------- ports --------
 
 # _lab_pick_ports N: print N distinct free loopback ports (TCP and UDP free on

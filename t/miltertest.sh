@@ -7,16 +7,10 @@ set -u
 . "$(dirname "$0")/lib.sh"
 lab_init
 
-mw_config_write "$LAB/mw.ini" <<'EOF2'
+mw_config_lab "$LAB/mw.ini" <<'EOF2'
 [milter]
-socket = inet:@MILTER_PORT@@127.0.0.1
-authserv_id = mx.test
-user = nobody
 trusted_networks = 10.0.0.0/8
 log_level = debug
-[dns]
-nameservers = 127.0.0.1:@NSD_PORT@
-timeout_ms = 500
 [size]
 max_bytes = 100k
 EOF2

@@ -7,15 +7,9 @@ set -u
 . "$(dirname "$0")/lib.sh"
 lab_init
 
-mw_config_write "$LAB/mw.ini" <<'EOF2'
+mw_config_lab "$LAB/mw.ini" <<'EOF2'
 [milter]
-socket = inet:@MILTER_PORT@@127.0.0.1
-authserv_id = mx.test
-user = nobody
 trusted_networks = 10.0.0.0/8
-[dns]
-nameservers = 127.0.0.1:@NSD_PORT@
-timeout_ms = 500
 EOF2
 start_nsd example.test.zone 2.0.192.in-addr.arpa.zone sender.test.zone 100.51.198.in-addr.arpa.zone
 start_daemon "$LAB/mw.ini"

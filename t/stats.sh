@@ -26,14 +26,7 @@ OUT=${MW_TEST_OUTPUT:-$TOP/t/output}/stats
 mkdir -p "$OUT"
 
 write_config() {	# write_config [EXTRA [stats] LINES]
-	mw_config_write "$LAB/mw.ini" <<EOF
-[milter]
-socket = inet:@MILTER_PORT@@127.0.0.1
-authserv_id = mx.test
-user = nobody
-[dns]
-nameservers = 127.0.0.1:@NSD_PORT@
-timeout_ms = 500
+	mw_config_lab "$LAB/mw.ini" <<EOF
 [dnsbl]
 zone = bl.conn.test
 [spf]
