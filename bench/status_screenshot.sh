@@ -61,9 +61,6 @@ while [ "$(date +%s)" -lt "$end" ]; do
 	    --to "user$i@maildir.test" >/dev/null
 	sleep 15 & wait $!
 done
-HOME=$LAB timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-quic \
-    --no-first-run --disable-background-networking --disable-component-update \
-    --disable-sync --disable-dev-shm-usage --user-data-dir="$LAB/chrome" \
-    --hide-scrollbars --window-size=1280,1700 --screenshot="$OUTPNG" \
-    "http://127.0.0.1:$STATS_PORT/" 2>/dev/null
+lab_chromium --hide-scrollbars --window-size=1280,1700 \
+    --screenshot="$OUTPNG" "http://127.0.0.1:$STATS_PORT/"
 ls -l "$OUTPNG"

@@ -227,6 +227,17 @@ mw_config_lab() {
       cat; } | mw_config_write "$1"
 }
 
+# lab_chromium ARGS...: headless Chromium as root in the lab (no sandbox, no
+#   network of its own, profile and HOME under $LAB), 60 s at most; stderr
+#   to $LAB/chromium.log.  E.g. lab_chromium --dump-dom URL > dom.html
+lab_chromium() {
+    mkdir -p "$LAB/chrome-home"
+    HOME=$LAB/chrome-home timeout 60 chromium --headless --no-sandbox --disable-gpu \
+        --disable-quic --no-first-run --disable-background-networking \
+        --disable-component-update --disable-sync --disable-dev-shm-usage \
+        --user-data-dir="$LAB/chrome-profile" "$@" 2>>"$LAB/chromium.log"
+}
+
 # ------------------------------------------------------------- ports --------
 
 # _lab_pick_ports N: print N distinct free loopback ports (TCP and UDP free on

@@ -167,14 +167,7 @@ is "$health" "7 ok" "the 7 sample alerting rules load and evaluate"
 lab_stop prometheus
 
 # ---- the status page in a real browser
-chrome() {
-	HOME=$LAB/chrome-home timeout 60 chromium --headless --no-sandbox --disable-gpu \
-	    --disable-quic --no-first-run --disable-background-networking \
-	    --disable-component-update --disable-sync --disable-dev-shm-usage \
-	    --user-data-dir="$LAB/chrome-profile" "$@" 2>>"$LAB/chromium.log"
-}
-mkdir -p "$LAB/chrome-home"
-chrome --dump-dom "http://127.0.0.1:$STATS_PORT/" >"$LAB/dom.html"
+lab_chromium --dump-dom "http://127.0.0.1:$STATS_PORT/" >"$LAB/dom.html"
 dom=$(cat "$LAB/dom.html")
 like "$dom" '<svg id="chart"' "the page has the SVG chart"
 like "$dom" '<rect class="bar v-accept"' "... with a bar of accepted messages"
@@ -186,7 +179,7 @@ like "$dom" 'class="from">"&lt;img src=x onerror=alert\(2\)&gt;"@evil.test<' \
     "hostile MAIL FROM shown as text"
 unlike "$dom" '<script|<img' "no script or img element in the DOM"
 like "$dom" '<td>dnsbl</td><td>reject</td>' "top refusal reasons list the DNSBL"
-chrome --screenshot="$OUT/status.png" --window-size=1280,1500 --hide-scrollbars \
+lab_chromium --screenshot="$OUT/status.png" --window-size=1280,1500 --hide-scrollbars \
     "http://127.0.0.1:$STATS_PORT/" >/dev/null
 if [ -s "$OUT/status.png" ]; then
 	pass "screenshot saved: $OUT/status.png"
