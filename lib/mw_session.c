@@ -295,20 +295,6 @@ mw_session_set_auth(struct mw_session *s, const char *authen)
 	}
 }
 
-/* A printable, bounded copy of an MTA macro value ("" for NULL). */
-static void
-copy_macro(char *out, size_t outlen, const char *in)
-{
-	size_t i;
-
-	if (in == NULL)
-		in = "";
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = ((unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f) ? '?' : in[i];
-	out[i] = '\0';
-}
-
 void
 mw_session_set_tls(struct mw_session *s, const struct mw_tls_info *t)
 {
@@ -316,14 +302,14 @@ mw_session_set_tls(struct mw_session *s, const struct mw_tls_info *t)
 	if (t == NULL || t->version == NULL || t->version[0] == '\0')
 		return;
 	s->tls.on = 1;
-	copy_macro(s->tls.version, sizeof(s->tls.version), t->version);
-	copy_macro(s->tls.cipher, sizeof(s->tls.cipher), t->cipher);
-	copy_macro(s->tls.bits, sizeof(s->tls.bits), t->bits);
-	copy_macro(s->tls.cert_subject, sizeof(s->tls.cert_subject),
+	mw_printable(s->tls.version, sizeof(s->tls.version), t->version);
+	mw_printable(s->tls.cipher, sizeof(s->tls.cipher), t->cipher);
+	mw_printable(s->tls.bits, sizeof(s->tls.bits), t->bits);
+	mw_printable(s->tls.cert_subject, sizeof(s->tls.cert_subject),
 	    t->cert_subject);
-	copy_macro(s->tls.cert_issuer, sizeof(s->tls.cert_issuer),
+	mw_printable(s->tls.cert_issuer, sizeof(s->tls.cert_issuer),
 	    t->cert_issuer);
-	copy_macro(s->tls.verify, sizeof(s->tls.verify), t->verify);
+	mw_printable(s->tls.verify, sizeof(s->tls.verify), t->verify);
 }
 
 const char *
