@@ -699,14 +699,17 @@ start_postfix() {
     postfix -c "$PF_ETC" start >>"$PF_DIR/postfix.out" 2>&1 ||
         lab_die "postfix start failed" "$PF_DIR/postfix.out" "$PF_DIR/maillog"
     _lab_push postfix
-    for ((i = 0; i < 200; i++)); do
+    # a deadline, not a count: one attempt can take 10 s when smtpd accepts
+    # but never greets (the milter's connect stage hangs, say)
+    local until=$((SECONDS + 60))
+    while [ "$SECONDS" -lt "$until" ]; do
         if line=$(_lab_smtp_banner) && [[ $line == 220* ]]; then
             _lab_pf_master_pid > "$LAB/pids/postfix.pid"
             return 0
         fi
         sleep 0.05
     done
-    lab_die "postfix smtpd does not greet on 127.0.0.1:$SMTP_PORT" "$PF_DIR/postfix.out" "$PF_DIR/maillog"
+    lab_die "postfix smtpd does not greet on 127.0.0.1:$SMTP_PORT within 60 s" "$PF_DIR/postfix.out" "$PF_DIR/maillog"
 }
 
 _lab_smtp_banner() {  # print the 220 greeting of 127.0.0.1:$SMTP_PORT
