@@ -80,6 +80,7 @@
 #include <libpsl.h>
 
 #include "mw_authres.h"
+#include "mw_dmarc.h"
 #include "mw_log.h"
 #include "mw_session_priv.h"
 #include "mw_text.h"
@@ -123,6 +124,7 @@ struct dmarc_cfg {
 	struct mw_action	 permerror_action;
 	struct mw_action	 temperror_action;
 	char			*history_file;
+	struct mw_dmarc_report_cfg report;	/* report_* keys */
 };
 
 static void
@@ -143,6 +145,16 @@ dmarc_cfg_init(void *vc)
 	c->permerror_action.kind = MW_ACT_ACCEPT;
 	c->temperror_action.kind = MW_ACT_ACCEPT;
 	c->history_file = strdup("");
+	c->report.org_name = strdup("");
+	c->report.from = strdup("");
+	c->report.submitter = strdup("");
+	c->report.extra_contact = strdup("");
+	c->report.state_dir = strdup("/var/lib/mailwarden/reports");
+	c->report.sendmail = strdup("/usr/sbin/sendmail");
+	c->report.smtp = strdup("");
+	c->report.max_size = 10 * 1024 * 1024;
+	c->report.interval = 86400;
+	c->report.retry_for = 2 * 86400;
 }
 
 static int
@@ -184,6 +196,90 @@ valid_field_name(const char *s)
 	for (; *s != '\0'; s++)
 		if (*s <= 0x20 || *s >= 0x7f || *s == ':')
 			return 0;
+	return 1;
+}
+
+/* The report_* keys: mailwarden-report's; the daemon only checks them. */
+static int
+report_cfg_set(struct mw_dmarc_report_cfg *r, const char *k, const char *v,
+    char *err, size_t errlen)
+{
+	const char *at;
+	long n;
+
+	if (strcmp(k, "org_name") == 0)
+		return mw_set_string(&r->org_name, v, err, errlen);
+	if (strcmp(k, "extra_contact") == 0)
+		return mw_set_string(&r->extra_contact, v, err, errlen);
+	if (strcmp(k, "from") == 0) {
+		at = strrchr(v, '@');
+		if (*v != '\0' && (at == NULL || at == v || strpbrk(v,
+		    " \t<>\"") != NULL || !mw_domain_ok(at + 1,
+		    MW_DOMAIN_LDH))) {
+			snprintf(err, errlen, "want an address local@domain, "
+			    "not \"%s\"", v);
+			return -1;
+		}
+		return mw_set_string(&r->from, v, err, errlen);
+	}
+	if (strcmp(k, "submitter") == 0) {
+		if (*v != '\0' && !mw_domain_ok(v, MW_DOMAIN_LDH)) {
+			snprintf(err, errlen, "\"%s\" is not a domain", v);
+			return -1;
+		}
+		return mw_set_string(&r->submitter, v, err, errlen);
+	}
+	if (strcmp(k, "state_dir") == 0) {
+		if (*v != '/') {
+			snprintf(err, errlen, "want an absolute path, not "
+			    "\"%s\"", v);
+			return -1;
+		}
+		return mw_set_string(&r->state_dir, v, err, errlen);
+	}
+	if (strcmp(k, "sendmail") == 0) {
+		if (*v != '/') {
+			snprintf(err, errlen, "want an absolute path, not "
+			    "\"%s\"", v);
+			return -1;
+		}
+		return mw_set_string(&r->sendmail, v, err, errlen);
+	}
+	if (strcmp(k, "smtp") == 0) {
+		int family, port;
+		unsigned char addr[16];
+
+		if (*v != '\0' && mw_parse_hostport(v, &family, addr, &port,
+		    err, errlen) == -1)
+			return -1;
+		return mw_set_string(&r->smtp, v, err, errlen);
+	}
+	if (strcmp(k, "max_size") == 0) {
+		if (mw_parse_size(v, &r->max_size, err, errlen) == -1)
+			return -1;
+		if (r->max_size < 4096) {
+			snprintf(err, errlen, "at least 4k");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(k, "interval") == 0) {
+		if (mw_parse_duration(v, &n, err, errlen) == -1)
+			return -1;
+		if (n < 3600 || n > 86400 || 86400 % n != 0) {
+			snprintf(err, errlen, "want a whole fraction of a day "
+			    "from 1h to 1d, not \"%s\"", v);
+			return -1;
+		}
+		r->interval = n;
+		return 0;
+	}
+	if (strcmp(k, "retry_for") == 0) {
+		if (mw_parse_duration(v, &n, err, errlen) == -1)
+			return -1;
+		r->retry_for = n;
+		return 0;
+	}
 	return 1;
 }
 
@@ -239,6 +335,8 @@ dmarc_cfg_set(void *vc, const char *k, const char *v, char *err,
 		return mw_action_parse(&c->temperror_action, v, err, errlen);
 	if (strcmp(k, "history_file") == 0)
 		return mw_set_string(&c->history_file, v, err, errlen);
+	if (strncmp(k, "report_", 7) == 0)
+		return report_cfg_set(&c->report, k + 7, v, err, errlen);
 	return 1;
 }
 
@@ -252,7 +350,11 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 
 	(void)mc;
 	if (c->psl_file == NULL || c->reject_text == NULL ||
-	    c->quarantine_header == NULL || c->history_file == NULL) {
+	    c->quarantine_header == NULL || c->history_file == NULL ||
+	    c->report.org_name == NULL || c->report.from == NULL ||
+	    c->report.submitter == NULL || c->report.extra_contact == NULL ||
+	    c->report.state_dir == NULL || c->report.sendmail == NULL ||
+	    c->report.smtp == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -315,6 +417,14 @@ dmarc_cfg_dump(const void *vc, void *vfp)
 	    mw_action_name(&c->permerror_action, b4, sizeof(b4)),
 	    mw_action_name(&c->temperror_action, b5, sizeof(b5)),
 	    c->history_file);
+	fprintf(fp, "report_org_name = %s\nreport_from = %s\n"
+	    "report_submitter = %s\nreport_extra_contact = %s\n"
+	    "report_state_dir = %s\nreport_sendmail = %s\nreport_smtp = %s\n"
+	    "report_max_size = %llu\nreport_interval = %ld\n"
+	    "report_retry_for = %ld\n", c->report.org_name, c->report.from,
+	    c->report.submitter, c->report.extra_contact, c->report.state_dir,
+	    c->report.sendmail, c->report.smtp, c->report.max_size,
+	    c->report.interval, c->report.retry_for);
 }
 
 static void
@@ -326,7 +436,27 @@ dmarc_cfg_free(void *vc)
 	free(c->reject_text);
 	free(c->quarantine_header);
 	free(c->history_file);
+	free(c->report.org_name);
+	free(c->report.from);
+	free(c->report.submitter);
+	free(c->report.extra_contact);
+	free(c->report.state_dir);
+	free(c->report.sendmail);
+	free(c->report.smtp);
 	mw_free_list(c->override_domains, c->n_override);
+}
+
+const struct mw_dmarc_report_cfg *
+mw_dmarc_report_cfg(const struct mw_config *mc)
+{
+	struct dmarc_cfg *c;
+	int idx = mw_module_index("dmarc");
+
+	if (idx < 0 || mc->mod[idx] == NULL)
+		return NULL;
+	c = mc->mod[idx];
+	c->report.history_file = c->history_file;
+	return &c->report;
 }
 
 /* ------------------------------------------------------------------ */
@@ -420,6 +550,7 @@ struct drec {
 	char		 fo[16];
 	char		 rua[512];	/* as published, "" if none */
 	char		 ruf[512];
+	long		 ri;		/* ri=, seconds (reports only) */
 	int		 rua_ok;	/* rua= has a syntactically valid URI */
 	char		 dup[16];	/* a repeated tag: not a valid record */
 	char		 bad[64];	/* first tag with a syntax error */
@@ -989,6 +1120,23 @@ valid_fo(const char *v)
 	return *v != '\0';
 }
 
+/* ri=: 1*DIGIT seconds (spaces around allowed); anything else: 86400. */
+static long
+parse_ri(const char *v, size_t n)
+{
+	long ri = 0;
+	size_t i = 0, d = 0;
+
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	for (; i < n && v[i] >= '0' && v[i] <= '9'; i++, d++)
+		if ((ri = ri * 10 + (v[i] - '0')) > 31L * 86400)
+			ri = 31L * 86400;	/* capped at 31 days */
+	while (i < n && (v[i] == ' ' || v[i] == '\t'))
+		i++;
+	return d == 0 || i != n || ri == 0 ? 86400 : ri;
+}
+
 static const char *const known_tags[] = {
 	"v", "p", "sp", "np", "psd", "t", "adkim", "aspf", "rua", "ruf", "fo"
 };
@@ -1011,6 +1159,7 @@ parse_tags(const char *t, size_t len, size_t i, struct drec *r)
 	r->psd = 'u';
 	r->adkim = r->aspf = 'r';
 	snprintf(r->fo, sizeof(r->fo), "0");
+	r->ri = 86400;
 	while (i < len) {
 		if (t[i] == ';' || t[i] == ' ' || t[i] == '\t') {
 			i++;
@@ -1036,8 +1185,16 @@ parse_tags(const char *t, size_t len, size_t i, struct drec *r)
 		for (k = 0; k < N_KNOWN_TAGS; k++)
 			if (strcasecmp(name, known_tags[k]) == 0)
 				break;
-		if (k == N_KNOWN_TAGS)
-			continue;	/* unknown tags MUST be ignored */
+		if (k == N_KNOWN_TAGS) {
+			/*
+			 * Unknown tags MUST be ignored; ri= (RFC 7489, gone
+			 * from RFC 9989) only sets the aggregate-report
+			 * interval of mailwarden-report, never the verdict.
+			 */
+			if (strcasecmp(name, "ri") == 0)
+				r->ri = parse_ri(t + v + 1, e - v - 1);
+			continue;
+		}
 		if (seen & (1u << k)) {
 			if (r->dup[0] == '\0')
 				snprintf(r->dup, sizeof(r->dup), "%s",
@@ -1879,7 +2036,9 @@ json_str(struct mw_buf *b, const char *key, const char *v)
  *   if a DNS error hid it), p, sp, np (the record's, defaults filled
  *   in: sp defaults to p, np to sp), testing ("y" for t=y, else "n"),
  *   psd ("y", "n", "u" of the record applied), adkim, aspf ("r"/"s"),
- *   fo, rua, ruf (as published, null if absent), dmarc (pass or fail),
+ *   fo, rua, ruf (as published, null if absent), ri (the record's ri=
+ *   in seconds, 86400 if absent or invalid, at most 31 days: only
+ *   mailwarden-report reads it), dmarc (pass or fail),
  *   policy (the policy that applied after t=), policy_from ("p", "sp",
  *   "np": which tag gave it), disposition (none, quarantine, reject,
  *   tempfail: what was done), reason (why the disposition differs:
@@ -1932,6 +2091,7 @@ history_record(struct mw_session *s, struct dmarc_state *st,
 	json_str(b, "fo", r->fo);
 	json_str(b, "rua", r->rua[0] ? r->rua : NULL);
 	json_str(b, "ruf", r->ruf[0] ? r->ruf : NULL);
+	mw_buf_printf(b, ",\"ri\":%ld", r->ri);
 	json_str(b, "dmarc", dres_name(d->result));
 	json_str(b, "policy", pol_name(d->policy));
 	json_str(b, "policy_from", d->which);

@@ -1,0 +1,1 @@
+../etc/mailwarden-report.cron
