@@ -41,6 +41,9 @@ report_org_name = Receiver Test
 report_submitter = receiver.test
 report_state_dir = @LAB@/reports
 report_smtp = 127.0.0.1:@SMTP_PORT@
+[dkim]
+key = maildir.test rsa2048 @TOP@/test/dkim-keys/rsa2048.pem
+allow_world_readable_keys = yes
 EOF2
 	touch "$LAB/history-$h.jsonl"
 	[ "$(id -u)" = 0 ] && chown nobody "$LAB/history-$h.jsonl"
@@ -125,6 +128,22 @@ like "$parts" "file receiver\.test!rpt-a\.test![0-9]+![0-9]+\.xml\.gz" \
 ok "the attachment is gzip" gzip -t "$LAB/report.xml.gz"
 ok "the report validates against the RFC 9990 schema" \
     xmllint --noout --schema "$TOP/test/report/dmarc-2.0.xsd" "$LAB/report.xml"
+# Our own report: signed by our key (it came from a trusted client, the
+# local report program), so it passes DMARC p=reject of maildir.test at
+# its receivers; it was delivered, so our own policy did not refuse it.
+like "$(sed '/^$/q' "$msg")" "DKIM-Signature: .*d=maildir\.test" "the report is DKIM-signed (d=maildir.test)"
+v=$(/usr/bin/python3 - "$msg" "$NSD_PORT" <<'EOF2'
+import subprocess, sys, dkim
+def txt(name, timeout=5):
+    out = subprocess.run(["dig", "+short", "TXT", "@127.0.0.1", "-p", sys.argv[2],
+                          name.decode().rstrip(".")], capture_output=True, text=True).stdout
+    return "".join(part for line in out.splitlines()
+                   for part in line.split('"')[1::2]).encode()
+raw = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+print("pass" if dkim.verify(raw, dnsfunc=txt) else "fail")
+EOF2
+)
+is "$v" pass "dkimpy verifies the report's signature (key from DNS)"
 counts=$(/usr/bin/python3 - "$LAB/report.xml" <<'EOF2'
 import sys, xml.etree.ElementTree as ET
 ns = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
