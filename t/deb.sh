@@ -62,19 +62,30 @@ ok "sample configuration is a conffile" grep -qx ' /etc/mailwarden/mailwarden.in
     <(chroot_run dpkg-query -W -f='${Conffiles}\n' mailwarden)
 for f in /usr/sbin/mailwarden /usr/bin/mailwarden-check /usr/share/man/man8/mailwarden.8.gz \
          /usr/share/man/man5/mailwarden.ini.5.gz /usr/share/man/man1/mailwarden-check.1.gz \
-         /lib/systemd/system/mailwarden.service; do
+         /lib/systemd/system/mailwarden.service /usr/sbin/mailwarden-report \
+         /usr/share/man/man8/mailwarden-report.8.gz /lib/systemd/system/mailwarden-report.service \
+         /lib/systemd/system/mailwarden-report.timer /etc/cron.d/mailwarden-report; do
     ok "installed: $f" test -e "$CHROOT$f"
 done
+# The report program with the packaged configuration: report_from is not
+# set, so it says what to set instead of sending anything.
+like "$(chroot_run /usr/sbin/mailwarden-report -c /etc/mailwarden/mailwarden.ini 2>&1; echo "exit $?")" \
+    'history_file is not set.*exit 1|set \[dmarc\] report_from.*exit 1' \
+    "mailwarden-report with the packaged configuration: names the missing setting, exit 1"
 if command -v systemd-analyze >/dev/null; then
     # (the chroot has no systemd, hence no sysinit.target & co.)
     v=$(systemd-analyze verify --root="$CHROOT" --man=no /lib/systemd/system/mailwarden.service 2>&1 |
         grep -v 'Unit [a-z.-]*\.target not found' || true)
     is "$v" "" "systemd-analyze verify: the packaged unit is valid"
+    v=$(systemd-analyze verify --root="$CHROOT" --man=no /lib/systemd/system/mailwarden-report.service \
+        /lib/systemd/system/mailwarden-report.timer 2>&1 | grep -v 'Unit [a-z.-]*\.target not found' || true)
+    is "$v" "" "systemd-analyze verify: mailwarden-report.service and .timer are valid"
     v=$(systemd-analyze security --offline=yes --root="$CHROOT" mailwarden.service 2>&1 | tail -n 1)
     note "$v"
     like "$v" 'exposure level for mailwarden.service: [01]\.[0-9] OK' "systemd-analyze security: exposure below 2 (OK)"
 else
     skip "systemd-analyze verify: the packaged unit is valid" "no systemd-analyze on this host"
+    skip "systemd-analyze verify: mailwarden-report.service and .timer" "no systemd-analyze on this host"
     skip "systemd-analyze security: exposure below 2" "no systemd-analyze on this host"
 fi
 
