@@ -777,6 +777,56 @@ set_stats(struct mw_config *c, const char *k, const char *v, char *err,
 	return 1;
 }
 
+const char *
+mw_secret_mode_problem(unsigned int mode)
+{
+	if ((mode & S_IWOTH) != 0)
+		return "writable";
+	if ((mode & S_IROTH) != 0)
+		return "readable";
+	return NULL;
+}
+
+int
+mw_read_secret_file(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[1024];
+	size_t n;
+	FILE *fp;
+	struct stat sb;
+
+	*out = NULL;
+	if ((fp = mw_open_regular(path, 65536, err, errlen)) == NULL)
+		return -1;
+	if (fstat(fileno(fp), &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(fp);
+		return -1;
+	}
+	if (mw_secret_mode_problem((unsigned)sb.st_mode) != NULL) {
+		snprintf(err, errlen, "%s is readable or writable by others "
+		    "(mode %04o): chmod o-rw it", path,
+		    (unsigned)(sb.st_mode & 07777));
+		fclose(fp);
+		return -1;
+	}
+	if (fgets(buf, sizeof(buf), fp) == NULL)
+		buf[0] = '\0';
+	fclose(fp);
+	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "%s: empty first line", path);
+		return -1;
+	}
+	if ((*out = strdup(buf)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(buf, 0, sizeof(buf));
+	return 0;
+}
+
 /*
  * [stats] as a whole: read the password file (it must not be readable
  * by others), and insist on a password when the listener is reachable
@@ -785,39 +835,18 @@ set_stats(struct mw_config *c, const char *k, const char *v, char *err,
 static int
 check_stats(struct mw_config *c, char *err, size_t errlen)
 {
-	struct stat sb;
-	char buf[256];
-	FILE *fp;
-	size_t n;
 	int fam = 0, port;
 	unsigned char a[16];
 
 	if (*c->stats_password_file != '\0') {
-		if ((fp = fopen(c->stats_password_file, "r")) == NULL) {
-			snprintf(err, errlen, "[stats] password_file %s: %s",
-			    c->stats_password_file, strerror(errno));
+		char why[256];
+
+		if (mw_read_secret_file(c->stats_password_file,
+		    &c->stats_password, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "[stats] password_file: %.255s",
+			    why);
 			return -1;
 		}
-		if (fstat(fileno(fp), &sb) != 0 || (sb.st_mode & 0007) != 0) {
-			snprintf(err, errlen, "[stats] password_file %s is "
-			    "readable or writable by others (chmod 640)",
-			    c->stats_password_file);
-			fclose(fp);
-			return -1;
-		}
-		if (fgets(buf, sizeof(buf), fp) == NULL)
-			buf[0] = '\0';
-		fclose(fp);
-		n = strcspn(buf, "\r\n");
-		buf[n] = '\0';
-		if (n == 0) {
-			snprintf(err, errlen, "[stats] password_file %s: empty "
-			    "first line", c->stats_password_file);
-			return -1;
-		}
-		if (mw_set_string(&c->stats_password, buf, err, errlen) == -1)
-			return -1;
-		memset(buf, 0, sizeof(buf));
 	}
 	if (*c->stats_listen == '\0')
 		return 0;
@@ -843,6 +872,26 @@ handler(void *user, const char *section, const char *name, const char *value)
 	int idx, r;
 
 	err[0] = '\0';
+	/*
+	 * Before [redis] existed the Redis keys lived in [greylist]: they
+	 * still work there, as if written in [redis] (setting one in both
+	 * is the same key set twice).
+	 */
+	if (strcmp(section, "greylist") == 0 && mw_redis_cfg_is_key(name)) {
+		if ((r = seen_before(ld, "redis", name)) != 0) {
+			loader_error(ld, "[greylist] %s and [redis] %s both set "
+			    "(lines %d and %d): keep the one in [redis]", name,
+			    name, r, ld->line);
+			return 0;
+		}
+		r = mw_redis_cfg_set(&c->redis, name, value, ld->line, err,
+		    sizeof(err));
+		if (r != 0) {
+			loader_error(ld, "[greylist] %s: %s", name, err);
+			return 0;
+		}
+		return 1;
+	}
 	if ((r = seen_before(ld, section, name)) != 0) {
 		loader_error(ld, "[%s] %s set twice (lines %d and %d): keep "
 		    "one", section, name, r, ld->line);
@@ -860,6 +909,9 @@ handler(void *user, const char *section, const char *name, const char *value)
 		r = set_policy(c, name, value, err, sizeof(err));
 	else if (strcmp(section, "dns") == 0)
 		r = set_dns(c, name, value, err, sizeof(err));
+	else if (strcmp(section, "redis") == 0)
+		r = mw_redis_cfg_set(&c->redis, name, value, ld->line, err,
+		    sizeof(err));
 	else if (strcmp(section, "stats") == 0) {
 		/* The first allow line replaces the default. */
 		if (strcmp(name, "allow") == 0 && !ld->stats_allow_seen) {
@@ -935,6 +987,7 @@ config_new(void)
 	c->stats_show_addresses = true;
 	c->stats_max_connections = 8;
 	c->stats_timeout = 10;
+	mw_redis_cfg_init(&c->redis);
 	if (mw_split_list("postmaster, abuse", &c->exempt_localparts,
 	    &c->n_exempt_localparts, err, sizeof(err)) == -1 ||
 	    mw_cidr_list_parse(&c->trusted_networks, "127.0.0.0/8, ::1", err,
@@ -1015,6 +1068,20 @@ mw_config_load(const char *path, struct mw_config **cfgp, char *err,
 		mw_config_free(c);
 		return -1;
 	}
+	{
+		int rline = 0;
+
+		if (mw_redis_cfg_check(&c->redis, &rline, merr,
+		    sizeof(merr)) == -1) {
+			if (rline > 0)
+				snprintf(err, errlen, "%s:%d: %s", path, rline,
+				    merr);
+			else
+				snprintf(err, errlen, "%s: %s", path, merr);
+			mw_config_free(c);
+			return -1;
+		}
+	}
 	for (i = 0; i < mw_nmodules; i++) {
 		if (mw_modules[i]->cfg_check == NULL || !c->enabled[i])
 			continue;
@@ -1057,6 +1124,7 @@ mw_config_free(struct mw_config *c)
 	mw_cidr_list_free(&c->stats_allow);
 	free(c->stats_user);
 	free(c->stats_password_file);
+	memset(c->redis.password, 0, sizeof(c->redis.password));
 	if (c->stats_password != NULL) {
 		memset(c->stats_password, 0, strlen(c->stats_password));
 		free(c->stats_password);
@@ -1100,6 +1168,7 @@ mw_config_dump(const struct mw_config *c, void *vfp)
 	    c->stats_password_file, c->stats_history,
 	    c->stats_show_addresses ? "yes" : "no", c->stats_max_connections,
 	    c->stats_timeout);
+	mw_redis_cfg_dump(&c->redis, fp);
 	for (i = 0; i < mw_nmodules; i++) {
 		fprintf(fp, "\n[%s]\nenabled = %s\n", mw_modules[i]->name,
 		    c->enabled[i] ? "yes" : "no");

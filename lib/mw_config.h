@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "mw_cidr.h"
+#include "mw_redis.h"
 
 #define MW_MAX_MODULES	16
 
@@ -68,6 +69,12 @@ struct mw_config {
 	long			 stats_max_connections;
 	long			 stats_timeout;	/* seconds per HTTP connection */
 
+	/*
+	 * [redis] -- shared by every feature that keeps state in Redis.
+	 * The old [greylist] spellings of these keys land here too.
+	 */
+	struct mw_redis_cfg	 redis;
+
 	/* One config block per module, in mw_modules[] order. */
 	void			*mod[MW_MAX_MODULES];
 	/* [NAME] enabled = yes|no, a framework key of every module. */
@@ -111,6 +118,19 @@ int	mw_parse_size(const char *s, unsigned long long *out, char *err,
 FILE	*mw_open_regular(const char *path, unsigned long long max, char *err,
 	    size_t errlen);
 int	mw_check_regular(const char *path, unsigned long long max, char *err,
+	    size_t errlen);
+/*
+ * Secrets (passwords, keys) must not be readable or writable by others:
+ * NULL if mode is fine, else "readable" or "writable" for the message.
+ */
+const char *mw_secret_mode_problem(unsigned int mode);
+/*
+ * A password file: a regular file, not readable or writable by others,
+ * whose first line (without the newline) is the secret.  0 and a
+ * malloc'ed *out (wipe and free it), or -1 with err ("PATH is readable
+ * by others (mode 0644): chmod o-rwx it").
+ */
+int	mw_read_secret_file(const char *path, char **out, char *err,
 	    size_t errlen);
 /* Replace *dst with a copy of s. */
 int	mw_set_string(char **dst, const char *s, char *err, size_t errlen);

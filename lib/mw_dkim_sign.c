@@ -47,6 +47,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "mw_config.h"
 #include "mw_dkim.h"
 #include "mw_session_priv.h"
 #include "mw_log.h"
@@ -469,14 +470,14 @@ mw_dkim_keys_check(const struct mw_dkim_cfg *c, char *err, size_t errlen)
 	for (i = 0; i < c->n_keys; i++) {
 		const struct mw_dkim_key *k = &c->keys[i];
 
-		if ((k->mode & (S_IROTH | S_IWOTH)) != 0 &&
+		if (mw_secret_mode_problem(k->mode) != NULL &&
 		    !c->allow_world_readable_keys) {
 			snprintf(err, errlen, "key file %s%s%s%s is %s by "
 			    "everyone (mode %04o): chmod o-rw it, or set "
 			    "allow_world_readable_keys = yes", k->path,
 			    k->origin ? " (" : "", k->origin ? k->origin : "",
-			    k->origin ? ")" : "", (k->mode & S_IWOTH) ?
-			    "writable" : "readable", (unsigned)k->mode);
+			    k->origin ? ")" : "",
+			    mw_secret_mode_problem(k->mode), (unsigned)k->mode);
 			return -1;
 		}
 		for (same = 0, j = 0; j < c->n_keys; j++)

@@ -30,24 +30,15 @@
  * lower-cased and have ':', '%', spaces and control characters written
  * as %XX, so a key always splits one way.
  *
- * Connections: a small pool owned by the module's global handle, shared
- * by all sessions (threads) of the process.  A session takes an idle
- * connection (or opens one) for one call and gives it back; the mutex
- * is held only to push or pop, never during I/O.  Compared with one
- * connection per SMTP session this keeps the number of Redis connections
- * at about the number of RCPTs in flight, and a TCP (and AUTH) handshake
- * is paid once per pooled connection, not per SMTP connection.
- * Connections are opened lazily, so the daemon starts (and forks) with
- * none, and a Redis that is down at start is only a logged warning.
- *
- * Failures: every call is bounded by connect_timeout_ms (if a connection
- * must be opened) plus timeout_ms.  On an I/O error or timeout the
- * connection is dropped, and for reconnect_interval_ms every recipient
- * is answered from fail_mode without touching the network (open: accept
- * and add "X-Greylist: unchecked ..."; closed: 451 4.3.0); the first
- * call after that tries again, so we reconnect by ourselves.  A pooled
- * connection that turns out dead (Redis restarted) is replaced once at
- * no cost, and the rest of the pool is dropped with it.
+ * Redis is reached through the shared client of [redis] (mw_redis.h):
+ * its pool, Sentinel master discovery, AUTH and timeouts.  Every call is
+ * bounded by [redis] connect_timeout_ms + timeout_ms.  When Redis cannot
+ * answer (down, no master known during a failover, wrong password, a key
+ * of the wrong type) the recipient is answered from fail_mode without
+ * waiting (open: accept and add "X-Greylist: unchecked ..."; closed: 451
+ * 4.3.0); mw_redis retries by itself after reconnect_interval_ms.
+ * The old [greylist] spellings of the [redis] keys (server, password,
+ * timeout_ms ...) are taken by the config loader as [redis] keys.
  */
 #include "config.h"
 
@@ -57,7 +48,6 @@
 #include <netinet/in.h>
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,9 +56,9 @@
 #include <time.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
 #include "mw_log.h"
+#include "mw_redis.h"
 #include "mw_session_priv.h"
 
 #define GL_ADDR_MAX	256	/* bytes of a normalised address we key on */
@@ -85,16 +75,7 @@ struct gl_cfg {
 	long	autoallow_after;	/* 0 = no auto-allowlist */
 	long	autoallow_ttl;
 	long	ipv4_prefix, ipv6_prefix;
-	char	server[256];		/* as written */
-	char	host[256];		/* parsed: host or unix socket path */
-	int	port;			/* 0 = unix socket */
-	char	password[256];
-	long	database;
 	char	prefix[64];
-	long	connect_timeout_ms;
-	long	timeout_ms;
-	long	reconnect_interval_ms;
-	long	pool_size;
 	bool	fail_closed;
 	bool	add_header;
 };
@@ -160,12 +141,7 @@ struct gl_answer {
 
 struct gl_global {
 	const struct gl_cfg	*cfg;
-	char			 sha[41];	/* SHA-1 of gl_script, hex */
-	pthread_mutex_t		 lock;		/* guards the rest */
-	redisContext		**idle;		/* pool_size slots */
-	size_t			 n_idle;
-	struct timespec		 down_until;	/* monotonic; 0 = up */
-	int			 down;		/* last attempt failed */
+	struct mw_redis_script	 script;
 };
 
 struct gl_state {
@@ -190,15 +166,7 @@ gl_cfg_init(void *vc)
 	c->autoallow_ttl = 35 * 86400;
 	c->ipv4_prefix = 24;
 	c->ipv6_prefix = 64;
-	snprintf(c->server, sizeof(c->server), "127.0.0.1:6379");
-	snprintf(c->host, sizeof(c->host), "127.0.0.1");
-	c->port = 6379;
-	c->database = 0;
 	snprintf(c->prefix, sizeof(c->prefix), "mw:gl:");
-	c->connect_timeout_ms = 500;
-	c->timeout_ms = 500;
-	c->reconnect_interval_ms = 1000;
-	c->pool_size = 16;
 	c->fail_closed = false;
 	c->add_header = true;
 }
@@ -214,74 +182,6 @@ copy_bounded(char *dst, size_t dstlen, const char *v, const char *what,
 	}
 	memcpy(dst, v, strlen(v) + 1);
 	return 0;
-}
-
-/*
- * "host", "host:port", "[v6addr]:port", "unix:/path" or "/path".
- * A host name is resolved by the system when a connection is opened:
- * prefer an address (or a name in /etc/hosts).
- */
-static int
-parse_server(struct gl_cfg *c, const char *v, char *err, size_t errlen)
-{
-	const char *colon, *host = v;
-	size_t hostlen, i;
-	long port = 6379;
-
-	if (strncmp(v, "unix:", 5) == 0 || v[0] == '/') {
-		const char *path = v[0] == '/' ? v : v + 5;
-
-		if (path[0] != '/') {
-			snprintf(err, errlen, "\"%s\": unix socket path must "
-			    "be absolute", v);
-			return -1;
-		}
-		if (copy_bounded(c->host, sizeof(c->host), path, "server path",
-		    err, errlen) == -1)
-			return -1;
-		c->port = 0;
-		return copy_bounded(c->server, sizeof(c->server), v, "server",
-		    err, errlen);
-	}
-	if (v[0] == '[') {
-		const char *close = strchr(v, ']');
-
-		if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
-			snprintf(err, errlen, "\"%s\" is not [address]:port", v);
-			return -1;
-		}
-		host = v + 1;
-		hostlen = (size_t)(close - host);
-		colon = close[1] == ':' ? close + 1 : NULL;
-	} else {
-		colon = strchr(v, ':');
-		if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-			snprintf(err, errlen, "\"%s\": write an IPv6 address "
-			    "as [address]:port", v);
-			return -1;
-		}
-		hostlen = colon != NULL ? (size_t)(colon - v) : strlen(v);
-	}
-	if (hostlen == 0 || hostlen >= sizeof(c->host)) {
-		snprintf(err, errlen, "\"%s\": bad host", v);
-		return -1;
-	}
-	/* A host name or an address: letters, digits, '.', '-', ':' */
-	for (i = 0; i < hostlen; i++)
-		if (!isalnum((unsigned char)host[i]) && host[i] != '.' &&
-		    host[i] != '-' && host[i] != '_' && host[i] != ':') {
-			snprintf(err, errlen, "\"%s\": bad host (a name, an "
-			    "IPv4 address, [IPv6]:port or unix:/path)", v);
-			return -1;
-		}
-	if (colon != NULL && mw_parse_int(colon + 1, 1, 65535, &port, err,
-	    errlen) == -1)
-		return -1;
-	memcpy(c->host, host, hostlen);
-	c->host[hostlen] = '\0';
-	c->port = (int)port;
-	return copy_bounded(c->server, sizeof(c->server), v, "server", err,
-	    errlen);
 }
 
 static int
@@ -319,13 +219,6 @@ gl_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 		return mw_parse_int(v, 8, 32, &c->ipv4_prefix, err, errlen);
 	if (strcmp(k, "ipv6_prefix") == 0)
 		return mw_parse_int(v, 16, 128, &c->ipv6_prefix, err, errlen);
-	if (strcmp(k, "server") == 0)
-		return parse_server(c, v, err, errlen);
-	if (strcmp(k, "password") == 0)
-		return copy_bounded(c->password, sizeof(c->password), v,
-		    "password", err, errlen);
-	if (strcmp(k, "database") == 0)
-		return mw_parse_int(v, 0, 1000000, &c->database, err, errlen);
 	if (strcmp(k, "prefix") == 0) {
 		const char *p;
 
@@ -338,16 +231,6 @@ gl_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 		return copy_bounded(c->prefix, sizeof(c->prefix), v, "prefix",
 		    err, errlen);
 	}
-	if (strcmp(k, "connect_timeout_ms") == 0)
-		return mw_parse_int(v, 1, 60000, &c->connect_timeout_ms, err,
-		    errlen);
-	if (strcmp(k, "timeout_ms") == 0)
-		return mw_parse_int(v, 1, 60000, &c->timeout_ms, err, errlen);
-	if (strcmp(k, "reconnect_interval_ms") == 0)
-		return mw_parse_int(v, 0, 3600000, &c->reconnect_interval_ms,
-		    err, errlen);
-	if (strcmp(k, "pool_size") == 0)
-		return mw_parse_int(v, 0, 1024, &c->pool_size, err, errlen);
 	if (strcmp(k, "fail_mode") == 0) {
 		if (strcmp(v, "open") == 0)
 			c->fail_closed = false;
@@ -396,21 +279,14 @@ gl_cfg_dump(const void *vc, void *vfp)
 	fprintf(fp, "mode = %s\nonly_if_score_above = %g\n"
 	    "delay = %ld\nretry_window = %ld\npass_ttl = %ld\n"
 	    "autoallow_after = %ld\nautoallow_ttl = %ld\n"
-	    "ipv4_prefix = %ld\nipv6_prefix = %ld\nserver = %s\n",
+	    "ipv4_prefix = %ld\nipv6_prefix = %ld\n",
 	    c->mode == GL_ALL ? "all" : "suspicious", c->score_above,
 	    c->delay, c->retry_window, c->pass_ttl, c->autoallow_after,
-	    c->autoallow_ttl, c->ipv4_prefix, c->ipv6_prefix, c->server);
-	/* The password stays out of `mailwarden -t` output. */
-	if (c->password[0] != '\0')
-		fprintf(fp, "; password is set (not shown)\n");
-	else
-		fprintf(fp, "password =\n");
-	fprintf(fp, "database = %ld\nprefix = %s\nconnect_timeout_ms = %ld\n"
-	    "timeout_ms = %ld\nreconnect_interval_ms = %ld\npool_size = %ld\n"
-	    "fail_mode = %s\nadd_header = %s\n", c->database, c->prefix,
-	    c->connect_timeout_ms, c->timeout_ms, c->reconnect_interval_ms,
-	    c->pool_size, c->fail_closed ? "closed" : "open",
+	    c->autoallow_ttl, c->ipv4_prefix, c->ipv6_prefix);
+	fprintf(fp, "prefix = %s\nfail_mode = %s\nadd_header = %s\n",
+	    c->prefix, c->fail_closed ? "closed" : "open",
 	    c->add_header ? "yes" : "no");
+	fprintf(fp, "; Redis: see [redis]\n");
 }
 
 /* ------------------------------------------------------------- redis --- */
@@ -419,32 +295,19 @@ static int
 gl_global_new(const struct mw_config *mc, const void *vc, void **out,
     char *err, size_t errlen)
 {
-	const struct gl_cfg *c = vc;
 	struct gl_global *g;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
 
 	(void)mc;
 	*out = NULL;
-	if ((g = calloc(1, sizeof(*g))) == NULL ||
-	    (c->pool_size > 0 && (g->idle = calloc((size_t)c->pool_size,
-	    sizeof(*g->idle))) == NULL)) {
-		free(g);
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	g->cfg = c;
-	/* EVALSHA names the script by the SHA-1 of its text. */
-	if (EVP_Digest(gl_script, strlen(gl_script), md, &mdlen, EVP_sha1(),
-	    NULL) != 1 || mdlen != 20) {
-		free(g->idle);
+	g->cfg = vc;
+	if (mw_redis_script_init(&g->script, gl_script, err, errlen) == -1) {
 		free(g);
-		snprintf(err, errlen, "greylist: cannot compute SHA-1");
 		return -1;
 	}
-	for (i = 0; i < mdlen; i++)
-		snprintf(g->sha + 2 * i, 3, "%02x", md[i]);
-	pthread_mutex_init(&g->lock, NULL);
 	*out = g;
 	return 0;
 }
@@ -452,198 +315,7 @@ gl_global_new(const struct mw_config *mc, const void *vc, void **out,
 static void
 gl_global_free(void *vg)
 {
-	struct gl_global *g = vg;
-	size_t i;
-
-	if (g == NULL)
-		return;
-	for (i = 0; i < g->n_idle; i++)
-		redisFree(g->idle[i]);
-	free(g->idle);
-	pthread_mutex_destroy(&g->lock);
-	free(g);
-}
-
-static struct timeval
-ms_tv(long ms)
-{
-	struct timeval tv;
-
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	return tv;
-}
-
-static int
-ts_before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec ||
-	    (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/* A call failed for want of Redis: answer from fail_mode for a while. */
-static void
-mark_down(struct gl_global *g)
-{
-	struct timespec t;
-	long ms = g->cfg->reconnect_interval_ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&g->lock);
-	g->down_until = t;
-	g->down = 1;
-	pthread_mutex_unlock(&g->lock);
-}
-
-/* Drop every idle connection: they point at a server that went away. */
-static void
-drain_pool(struct gl_global *g)
-{
-	redisContext *v[64];
-	size_t n, i;
-
-	do {
-		pthread_mutex_lock(&g->lock);
-		for (n = 0; n < 64 && g->n_idle > 0; n++)
-			v[n] = g->idle[--g->n_idle];
-		pthread_mutex_unlock(&g->lock);
-		for (i = 0; i < n; i++)
-			redisFree(v[i]);
-	} while (n == 64);
-}
-
-/* Give a connection back; returns the number now idle. */
-static size_t
-pool_put(struct gl_global *g, redisContext *rc)
-{
-	size_t n;
-
-	pthread_mutex_lock(&g->lock);
-	if (g->n_idle < (size_t)g->cfg->pool_size) {
-		g->idle[g->n_idle++] = rc;
-		rc = NULL;
-	}
-	n = g->n_idle;
-	pthread_mutex_unlock(&g->lock);
-	if (rc != NULL)
-		redisFree(rc);
-	return n;
-}
-
-/* A command whose reply must be +OK (AUTH, SELECT). */
-static int
-simple_command(redisContext *rc, int argc, const char **argv, char *err,
-    size_t errlen)
-{
-	redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
-	int ok;
-
-	if (r == NULL) {
-		snprintf(err, errlen, "%s: %s", argv[0], rc->errstr);
-		return -1;
-	}
-	ok = r->type == REDIS_REPLY_STATUS;
-	if (!ok)
-		snprintf(err, errlen, "%s: %.200s", argv[0],
-		    r->type == REDIS_REPLY_ERROR && r->str ? r->str :
-		    "unexpected reply");
-	freeReplyObject(r);
-	return ok ? 0 : -1;
-}
-
-static redisContext *
-pool_connect(struct gl_global *g, char *err, size_t errlen)
-{
-	const struct gl_cfg *c = g->cfg;
-	redisContext *rc;
-	char db[32];
-
-	if (c->port == 0)
-		rc = redisConnectUnixWithTimeout(c->host,
-		    ms_tv(c->connect_timeout_ms));
-	else
-		rc = redisConnectWithTimeout(c->host, c->port,
-		    ms_tv(c->connect_timeout_ms));
-	if (rc == NULL) {
-		snprintf(err, errlen, "connect: out of memory");
-		return NULL;
-	}
-	if (rc->err) {
-		snprintf(err, errlen, "connect: %s", rc->errstr);
-		goto fail;
-	}
-	if (redisSetTimeout(rc, ms_tv(c->timeout_ms)) != REDIS_OK) {
-		snprintf(err, errlen, "cannot set timeout: %s", rc->errstr);
-		goto fail;
-	}
-	if (c->port != 0)
-		(void)redisEnableKeepAlive(rc);
-	if (c->password[0] != '\0') {
-		const char *av[2] = { "AUTH", c->password };
-
-		if (simple_command(rc, 2, av, err, errlen) == -1)
-			goto fail;
-	}
-	if (c->database != 0) {
-		const char *av[2] = { "SELECT", db };
-
-		snprintf(db, sizeof(db), "%ld", c->database);
-		if (simple_command(rc, 2, av, err, errlen) == -1)
-			goto fail;
-	}
-	return rc;
-fail:
-	redisFree(rc);
-	return NULL;
-}
-
-/*
- * An idle connection, or a new one.  NULL with err set when Redis is
- * known to be down (*quiet set: already logged) or cannot be reached.
- */
-static redisContext *
-pool_get(struct gl_global *g, int *reused, int *quiet, char *err,
-    size_t errlen)
-{
-	redisContext *rc = NULL;
-	struct timespec now;
-	int was_down;
-
-	*reused = *quiet = 0;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	pthread_mutex_lock(&g->lock);
-	if (g->down && ts_before(&now, &g->down_until)) {
-		pthread_mutex_unlock(&g->lock);
-		*quiet = 1;
-		snprintf(err, errlen, "unreachable at the last attempt");
-		return NULL;
-	}
-	if (g->n_idle > 0) {
-		rc = g->idle[--g->n_idle];
-		*reused = 1;
-	}
-	was_down = g->down;
-	pthread_mutex_unlock(&g->lock);
-	if (rc != NULL)
-		return rc;
-	if ((rc = pool_connect(g, err, errlen)) == NULL) {
-		mark_down(g);
-		return NULL;
-	}
-	if (was_down) {
-		pthread_mutex_lock(&g->lock);
-		g->down = 0;
-		pthread_mutex_unlock(&g->lock);
-		mw_log(LOG_NOTICE, "greylist: redis %s is reachable again",
-		    g->cfg->server);
-	}
-	return rc;
+	free(vg);
 }
 
 static int
@@ -652,10 +324,6 @@ parse_answer(const redisReply *r, struct gl_answer *a, char *err,
 {
 	size_t i;
 
-	if (r->type == REDIS_REPLY_ERROR) {
-		snprintf(err, errlen, "script: %.200s", r->str ? r->str : "?");
-		return -1;
-	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
 		goto bad;
 	for (i = 0; i < 3; i++)
@@ -675,93 +343,38 @@ bad:
 
 /*
  * Run the script for one triplet: 0 and *a, or -1 with err (and *quiet
- * when the failure was already logged).  Commands, connections and
- * failures are counted into st (mw_stats.h; NULL: not counted).
+ * when the failure was already logged).
  */
 static int
-gl_query(struct gl_global *g, struct mw_stats *st, const char *tkey,
+gl_query(struct gl_global *g, struct mw_redis *redis, const char *tkey,
     const char *akey, int read_only, struct gl_answer *a, int *quiet,
     char *err, size_t errlen)
 {
 	const struct gl_cfg *c = g->cfg;
 	char delay[32], rw[32], pt[32], aa[32], aat[32];
-	const char *av[11];
-	redisContext *rc;
+	const char *av[8];
 	redisReply *r;
-	int reused, attempt, saved_errno, ret;
+	int ret;
 
 	snprintf(delay, sizeof(delay), "%ld", c->delay * 1000);
 	snprintf(rw, sizeof(rw), "%ld", c->retry_window);
 	snprintf(pt, sizeof(pt), "%ld", c->pass_ttl);
 	snprintf(aa, sizeof(aa), "%ld", c->autoallow_after);
 	snprintf(aat, sizeof(aat), "%ld", c->autoallow_ttl);
-	av[0] = "EVALSHA";
-	av[1] = g->sha;
-	av[2] = "2";
-	av[3] = tkey;
-	av[4] = akey;
-	av[5] = delay;
-	av[6] = rw;
-	av[7] = pt;
-	av[8] = aa;
-	av[9] = aat;
-	av[10] = read_only ? "1" : "0";
-
-	for (attempt = 0; attempt < 2; attempt++) {
-		if ((rc = pool_get(g, &reused, quiet, err, errlen)) == NULL) {
-			if (!*quiet)
-				mw_stats_inc(st, MW_ST_REDIS_ERRORS);
-			return -1;
-		}
-		if (!reused)
-			mw_stats_inc(st, MW_ST_REDIS_CONNECTS);
-		errno = 0;
-		av[0] = "EVALSHA";
-		av[1] = g->sha;
-		mw_stats_inc(st, MW_ST_REDIS_COMMANDS);
-		r = redisCommandArgv(rc, 11, av, NULL);
-		if (r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
-		    strncmp(r->str, "NOSCRIPT", 8) == 0) {
-			/* Not cached on this server (yet): send it whole. */
-			freeReplyObject(r);
-			av[0] = "EVAL";
-			av[1] = gl_script;
-			errno = 0;
-			mw_stats_inc(st, MW_ST_REDIS_COMMANDS);
-			r = redisCommandArgv(rc, 11, av, NULL);
-		}
-		saved_errno = errno;
-		if (r != NULL) {
-			ret = parse_answer(r, a, err, errlen);
-			freeReplyObject(r);
-			if (ret == 0)
-				mw_stats_redis_pool_idle(st,
-				    (long)pool_put(g, rc));
-			else {
-				mw_stats_inc(st, MW_ST_REDIS_ERRORS);
-				redisFree(rc);	/* READONLY replica, ... */
-			}
-			return ret;
-		}
-		mw_stats_inc(st, MW_ST_REDIS_ERRORS);
-		snprintf(err, errlen, "%s", rc->err == REDIS_ERR_EOF ?
-		    "connection closed by server" : rc->errstr);
-		/*
-		 * A pooled connection to a server that restarted fails at
-		 * once (EOF, reset): try once more on a new connection.  A
-		 * timeout is not retried, the time is used up.
-		 */
-		if (reused && (rc->err == REDIS_ERR_EOF ||
-		    saved_errno == ECONNRESET || saved_errno == EPIPE)) {
-			redisFree(rc);
-			drain_pool(g);
-			continue;
-		}
-		redisFree(rc);
-		break;
-	}
-	mark_down(g);
-	return -1;
+	av[0] = tkey;
+	av[1] = akey;
+	av[2] = delay;
+	av[3] = rw;
+	av[4] = pt;
+	av[5] = aa;
+	av[6] = aat;
+	av[7] = read_only ? "1" : "0";
+	if (mw_redis_eval(redis, &g->script, 2, 8, av, &r, quiet, err,
+	    errlen) != MW_REDIS_OK)
+		return -1;
+	ret = parse_answer(r, a, err, errlen);
+	freeReplyObject(r);
+	return ret;
 }
 
 /* ------------------------------------------------------------ triplet --- */
@@ -1033,13 +646,13 @@ gl_on_rcpt(struct mw_session *s, const void *vc, void *vst, const char *rcpt)
 	mw_session_note(s, "greylist", "triplet %s%s", tkey,
 	    s->read_only ? " (read-only: nothing is recorded)" : "");
 
-	if (gl_query(g, mw_session_stats(s), tkey, akey, s->read_only, &a,
+	if (gl_query(g, mw_session_redis(s), tkey, akey, s->read_only, &a,
 	    &quiet, err, sizeof(err)) == -1) {
-		mw_session_note(s, "greylist", "redis %s: %s: %s", c->server,
-		    err, c->fail_closed ? "fail_mode = closed, tempfail" :
+		mw_session_note(s, "greylist", "redis: %s: %s", err,
+		    c->fail_closed ? "fail_mode = closed, tempfail" :
 		    "fail_mode = open, accepted unchecked");
-		mw_log(quiet ? LOG_DEBUG : LOG_WARNING, "%s: greylist: redis "
-		    "%s: %s; %s", qid, c->server, err, c->fail_closed ?
+		mw_log(quiet ? LOG_DEBUG : LOG_WARNING, "%s: greylist: redis: "
+		    "%s; %s", qid, err, c->fail_closed ?
 		    "tempfail (fail_mode = closed)" :
 		    "accepting (fail_mode = open)");
 		if (!s->read_only)

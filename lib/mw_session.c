@@ -43,6 +43,7 @@ struct mw_ctx {
 	atomic_int		 refs;
 	struct mw_config	*cfg;
 	struct mw_dns		*dns;
+	struct mw_redis		*redis;		/* [redis]; lazy, no connection yet */
 	void			*global[MW_MAX_MODULES];
 	struct mw_stats		*stats;		/* not owned; NULL: none */
 };
@@ -64,6 +65,8 @@ mw_ctx_new(struct mw_config *cfg, struct mw_ctx **ctxp, char *err,
 	ctx->cfg = cfg;
 	if (mw_dns_new(&ctx->dns, cfg->dns_nameservers, cfg->dns_timeout_ms,
 	    cfg->dns_tries, (size_t)cfg->dns_cache_size, err, errlen) == -1)
+		goto fail;
+	if (mw_redis_new(&cfg->redis, &ctx->redis, err, errlen) == -1)
 		goto fail;
 	for (i = 0; i < mw_nmodules; i++) {
 		if (mw_modules[i]->global_new == NULL || !cfg->enabled[i])
@@ -98,6 +101,7 @@ mw_ctx_unref(struct mw_ctx *ctx)
 			mw_modules[i]->global_free(ctx->global[i]);
 	if (ctx->dns != NULL)
 		mw_dns_free(ctx->dns);
+	mw_redis_free(ctx->redis);
 	mw_config_free(ctx->cfg);
 	free(ctx);
 }
@@ -119,6 +123,19 @@ mw_ctx_set_stats(struct mw_ctx *ctx, struct mw_stats *st)
 {
 	ctx->stats = st;
 	mw_dns_set_stats(ctx->dns, st);
+	mw_redis_set_stats(ctx->redis, st);
+}
+
+struct mw_redis *
+mw_ctx_redis(const struct mw_ctx *ctx)
+{
+	return ctx->redis;
+}
+
+struct mw_redis *
+mw_session_redis(const struct mw_session *s)
+{
+	return s->ctx->redis;
 }
 
 struct mw_stats *

@@ -48,6 +48,8 @@ struct mw_ctx	*mw_ctx_ref(struct mw_ctx *ctx);
 void		 mw_ctx_unref(struct mw_ctx *ctx);
 const struct mw_config *mw_ctx_config(const struct mw_ctx *ctx);
 struct mw_dns	*mw_ctx_dns(const struct mw_ctx *ctx);
+/* The shared Redis client of [redis] (mw_redis.h); no connection until used. */
+struct mw_redis	*mw_ctx_redis(const struct mw_ctx *ctx);
 /*
  * `mailwarden -t`: run every enabled module's self-check (DKIM: are the
  * signing keys published in DNS and do they match?).  Prints one

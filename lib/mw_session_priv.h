@@ -212,6 +212,8 @@ double	mw_session_score(const struct mw_session *s);
  * "unchecked"; size: "fail").  A-R results are counted by the session.
  */
 void	mw_session_result(struct mw_session *s, const char *result);
+/* The shared Redis client of [redis] (mw_redis.h), for any check. */
+struct mw_redis *mw_session_redis(const struct mw_session *s);
 /* The process statistics, or NULL (mw_stats_* calls accept NULL). */
 struct mw_stats *mw_session_stats(const struct mw_session *s);
 

@@ -118,6 +118,47 @@ mw_stats_redis_pool_idle(struct mw_stats *st, long idle)
 		    memory_order_relaxed);
 }
 
+static double
+mono_s(void)
+{
+	return (double)mw_stats_now_ns() / 1e9;
+}
+
+void
+mw_stats_redis_master(struct mw_stats *st, const char *master)
+{
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->lock);
+	if (master != NULL) {
+		if (st->redis_no_master_since > 0)
+			st->redis_no_master_s += mono_s() -
+			    st->redis_no_master_since;
+		st->redis_no_master_since = 0;
+		snprintf(st->redis_master, sizeof(st->redis_master), "%s",
+		    master);
+	} else if (st->redis_master[0] != '\0' || !st->redis_used) {
+		st->redis_master[0] = '\0';
+		st->redis_no_master_since = mono_s();
+	}
+	st->redis_used = 1;
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Copy of the master state; seconds without a master so far. */
+void
+mw_stats_redis_master_get(struct mw_stats *st, int *used, char *master,
+    size_t len, double *no_master_s)
+{
+	pthread_mutex_lock(&st->lock);
+	*used = st->redis_used;
+	snprintf(master, len, "%s", st->redis_master);
+	*no_master_s = st->redis_no_master_s;
+	if (st->redis_no_master_since > 0)
+		*no_master_s += mono_s() - st->redis_no_master_since;
+	pthread_mutex_unlock(&st->lock);
+}
+
 static void
 observe(struct mw_stats_hist *h, double seconds)
 {
@@ -588,6 +629,32 @@ mw_stats_render_metrics(struct mw_stats *st, struct mw_buf *b)
 	    "Idle Redis connections kept in the pool.");
 	mw_buf_printf(b, "mailwarden_redis_pool_idle_connections %ld\n",
 	    atomic_load_explicit(&st->redis_idle, memory_order_relaxed));
+	counter(b, "mailwarden_redis_failovers_total",
+	    "Times the Redis master moved to another server (Sentinel).",
+	    ld(&st->c[MW_ST_REDIS_FAILOVERS]));
+	{
+		char master[300];
+		double nm;
+		int used;
+
+		mw_stats_redis_master_get(st, &used, master, sizeof(master),
+		    &nm);
+		family(b, "mailwarden_redis_master", "gauge",
+		    "1 for the Redis master in use (address label), 0 while "
+		    "none is known.");
+		if (used && master[0] != '\0') {
+			mw_buf_puts(b, "mailwarden_redis_master{address=\"");
+			label_value(b, master);
+			mw_buf_puts(b, "\"} 1\n");
+		} else if (used)
+			mw_buf_puts(b, "mailwarden_redis_master{address=\"\"} "
+			    "0\n");
+		family(b, "mailwarden_redis_seconds_without_master_total",
+		    "counter", "Seconds spent with no Redis master known "
+		    "(recipients answered by fail_mode).");
+		mw_buf_printf(b, "mailwarden_redis_seconds_without_master_total "
+		    "%.3f\n", nm);
+	}
 
 	counter(b, "mailwarden_dkim_signatures_total",
 	    "DKIM signatures made for outbound mail.",

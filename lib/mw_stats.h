@@ -44,6 +44,7 @@ enum mw_stat {
 	MW_ST_REDIS_CONNECTS,	/* connections opened */
 	MW_ST_REDIS_FAIL_OPEN,	/* Redis unusable: accepted (fail_mode = open) */
 	MW_ST_REDIS_FAIL_CLOSED,	/* Redis unusable: tempfailed (closed) */
+	MW_ST_REDIS_FAILOVERS,	/* the master moved (sentinel) */
 	MW_ST_DKIM_SIGNED,	/* DKIM-Signature fields made */
 	MW_ST_REPORTS_WRITTEN,	/* DMARC history (aggregate report) lines */
 	MW_ST__N
@@ -85,6 +86,12 @@ void		 mw_stats_configure(struct mw_stats *st, size_t history,
 void	mw_stats_inc(struct mw_stats *st, enum mw_stat which);
 void	mw_stats_sessions_active(struct mw_stats *st, int delta);
 void	mw_stats_redis_pool_idle(struct mw_stats *st, long idle);
+/*
+ * The Redis master in use ("10.0.0.5:6379"), or NULL when none is known
+ * (unreachable, failover going on): /metrics shows the current master
+ * and the seconds spent without one.
+ */
+void	mw_stats_redis_master(struct mw_stats *st, const char *master);
 
 /*
  * A check's result: module index (mw_modules[]) and the A-R result word

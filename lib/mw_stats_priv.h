@@ -96,6 +96,15 @@ struct mw_stats {
 	unsigned long		reloads_ok, reloads_failed;
 	time_t			last_reload_ok;
 	time_t			last_reload_failed;
+	/* Redis master (mw_stats_redis_master) */
+	int			redis_used;	/* ever reported */
+	char			redis_master[300];	/* "" = none known */
+	double			redis_no_master_since;	/* monotonic s; 0 */
+	double			redis_no_master_s;	/* finished spans */
 };
+
+/* The Redis master and the seconds without one (mw_stats.c). */
+void	mw_stats_redis_master_get(struct mw_stats *st, int *used,
+	    char *master, size_t len, double *no_master_s);
 
 #endif /* MW_STATS_PRIV_H */
