@@ -76,6 +76,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include <idn2.h>
 #include <libpsl.h>
 
@@ -125,6 +127,9 @@ struct dmarc_cfg {
 	struct mw_action	 temperror_action;
 	char			*history_file;
 	struct mw_dmarc_report_cfg report;	/* report_* keys */
+	bool			 failure_reports;	/* RFC 9991, opt-in */
+	char			*failure_spool;
+	bool			 failure_minimal;	/* failure_content */
 };
 
 static void
@@ -155,6 +160,9 @@ dmarc_cfg_init(void *vc)
 	c->report.max_size = 10 * 1024 * 1024;
 	c->report.interval = 86400;
 	c->report.retry_for = 2 * 86400;
+	c->report.failure_rate = 10;
+	c->report.failure_period = 3600;
+	c->failure_spool = strdup("/var/lib/mailwarden/failures");
 }
 
 static int
@@ -337,6 +345,44 @@ dmarc_cfg_set(void *vc, const char *k, const char *v, char *err,
 		return mw_set_string(&c->history_file, v, err, errlen);
 	if (strncmp(k, "report_", 7) == 0)
 		return report_cfg_set(&c->report, k + 7, v, err, errlen);
+	if (strcmp(k, "failure_reports") == 0)
+		return mw_parse_bool(v, &c->failure_reports, err, errlen);
+	if (strcmp(k, "failure_spool") == 0) {
+		if (*v != '/') {
+			snprintf(err, errlen, "want an absolute path, not "
+			    "\"%s\"", v);
+			return -1;
+		}
+		return mw_set_string(&c->failure_spool, v, err, errlen);
+	}
+	if (strcmp(k, "failure_content") == 0) {
+		if (strcmp(v, "headers") == 0)
+			c->failure_minimal = false;
+		else if (strcmp(v, "minimal") == 0)
+			c->failure_minimal = true;
+		else {
+			snprintf(err, errlen, "want headers or minimal, not "
+			    "\"%s\"", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(k, "failure_rate") == 0) {
+		char *slash;
+		long n, per;
+
+		n = strtol(v, &slash, 10);
+		if (slash == v || *slash != '/' || n < 1 || n > 100000 ||
+		    mw_parse_duration(slash + 1, &per, err, errlen) == -1 ||
+		    per < 60) {
+			snprintf(err, errlen, "want N/period such as 10/1h, "
+			    "not \"%s\"", v);
+			return -1;
+		}
+		c->report.failure_rate = n;
+		c->report.failure_period = per;
+		return 0;
+	}
 	return 1;
 }
 
@@ -354,7 +400,7 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 	    c->report.org_name == NULL || c->report.from == NULL ||
 	    c->report.submitter == NULL || c->report.extra_contact == NULL ||
 	    c->report.state_dir == NULL || c->report.sendmail == NULL ||
-	    c->report.smtp == NULL) {
+	    c->report.smtp == NULL || c->failure_spool == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -425,6 +471,11 @@ dmarc_cfg_dump(const void *vc, void *vfp)
 	    c->report.submitter, c->report.extra_contact, c->report.state_dir,
 	    c->report.sendmail, c->report.smtp, c->report.max_size,
 	    c->report.interval, c->report.retry_for);
+	fprintf(fp, "failure_reports = %s\nfailure_spool = %s\n"
+	    "failure_content = %s\nfailure_rate = %ld/%lds\n",
+	    c->failure_reports ? "yes" : "no", c->failure_spool,
+	    c->failure_minimal ? "minimal" : "headers",
+	    c->report.failure_rate, c->report.failure_period);
 }
 
 static void
@@ -443,6 +494,7 @@ dmarc_cfg_free(void *vc)
 	free(c->report.state_dir);
 	free(c->report.sendmail);
 	free(c->report.smtp);
+	free(c->failure_spool);
 	mw_free_list(c->override_domains, c->n_override);
 }
 
@@ -456,6 +508,7 @@ mw_dmarc_report_cfg(const struct mw_config *mc)
 		return NULL;
 	c = mc->mod[idx];
 	c->report.history_file = c->history_file;
+	c->report.failure_spool = c->failure_spool;
 	return &c->report;
 }
 
@@ -624,6 +677,7 @@ struct dmarc_state {
 	size_t			 worst;		/* index of the deciding domain */
 	const char		*dis;		/* none, quarantine, reject */
 	char			 note[160];	/* override, testing, exempt ... */
+	struct mw_buf		 hdrs;		/* header fields (failure reports) */
 };
 
 static void
@@ -637,6 +691,7 @@ dmarc_on_reset(struct mw_session *s, const void *vc, void *vst)
 	for (i = 0; i < st->n_dq; i++)
 		free(st->dq[i]);
 	free(st->dq);
+	mw_buf_free(&st->hdrs);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -2155,6 +2210,94 @@ write_history(struct mw_session *s, struct dmarc_state *st)
 	mw_buf_free(&b);
 }
 
+/*
+ * A failure report (RFC 9991) to send: one file per message and failing
+ * From domain in failure_spool, for mailwarden-report --failures (which
+ * confirms external ruf= addresses, rate-limits per domain and sends the
+ * RFC 6591 report).  Only when failure_reports = yes, the record has
+ * ruf=, psd is not y (RFC 9991 section 3) and fo= asks for it: 0 or 1
+ * (DMARC failed: nothing aligned passed), d (a DKIM signature failed),
+ * s (SPF failed).  Format: "key value" lines (ruf, domain, org, source_ip,
+ * source_port 0, mail_from, queue_id, arrival (Unix time), alignment
+ * ("dkim,spf": what failed to give an aligned pass), disposition, dkim
+ * "d s result" per signature, spf "domain result"), an empty line, then
+ * the message's header fields (all, or From, Date, Subject, Message-ID
+ * with failure_content = minimal).
+ */
+static void
+write_failure(struct mw_session *s, struct dmarc_state *st,
+    struct dmarc_domain *d, time_t now)
+{
+	const struct dmarc_cfg *c = st->c;
+	const struct drec *r = &d->rq->rec;
+	struct mw_buf b = MW_BUF_INIT(128 * 1024);
+	enum mw_auth_result spf_r;
+	const char *spf_d;
+	char path[PATH_MAX], tmp[PATH_MAX + 8], dom[DMARC_DOMAIN_MAX];
+	int helo, want = 0, dkim_fail = 0, fd;
+	size_t i;
+	ssize_t w;
+
+	if (!c->failure_reports || r->ruf[0] == '\0' || r->psd == 'y' ||
+	    s->read_only)
+		return;
+	for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS; i++)
+		if (s->res.dkim[i].result == MW_AUTH_FAIL)
+			dkim_fail = 1;
+	spf_d = spf_identity(s, &spf_r, &helo);
+	if (strchr(r->fo, '0') != NULL || strchr(r->fo, '1') != NULL ||
+	    (strchr(r->fo, 'd') != NULL && dkim_fail) ||
+	    (strchr(r->fo, 's') != NULL && spf_r == MW_AUTH_FAIL))
+		want = 1;
+	if (!want)
+		return;
+	mw_buf_printf(&b, "ruf %s\ndomain %s\norg %s\nsource_ip %s\n"
+	    "mail_from %s\nqueue_id %s\narrival %lld\nalignment %s\n"
+	    "disposition %s\n", r->ruf, d->rq->name, d->org, s->ip,
+	    s->mail_from != NULL ? s->mail_from : "",
+	    s->queue_id != NULL ? s->queue_id : "", (long long)now,
+	    !d->dkim_aligned && !d->spf_aligned ? "dkim,spf" :
+	    !d->dkim_aligned ? "dkim" : !d->spf_aligned ? "spf" : "none",
+	    d == &st->d[st->worst] && st->dis != NULL ? st->dis : "none");
+	mw_buf_printf(&b, "header_from %s\n", d->domain);
+	for (i = 0; i < s->res.n_dkim && i < MW_MAX_DKIM_RESULTS; i++)
+		mw_buf_printf(&b, "dkim %s %s %s\n", s->res.dkim[i].domain,
+		    s->res.dkim[i].selector,
+		    mw_auth_result_name(s->res.dkim[i].result));
+	mw_buf_printf(&b, "spf %s %s\n\n", spf_d != NULL && *spf_d ? spf_d :
+	    "-", mw_auth_result_name(spf_r));
+	mw_buf_append(&b, st->hdrs.s != NULL ? st->hdrs.s : "", st->hdrs.len);
+	/* Network text must not break the "key value" lines. */
+	for (i = 0; i < b.len && !(i > 0 && b.s[i] == '\n' &&
+	    b.s[i - 1] == '\n'); i++)
+		if (b.s[i] == '\r')
+			b.s[i] = '?';
+	snprintf(dom, sizeof(dom), "%s", d->rq->name);
+	snprintf(path, sizeof(path), "%s/%lld.%s.%s", c->failure_spool,
+	    (long long)now, s->queue_id != NULL && *s->queue_id ?
+	    s->queue_id : "noqueue", dom);
+	for (i = strlen(c->failure_spool) + 1; path[i] != '\0'; i++)
+		if (!isalnum((unsigned char)path[i]) && path[i] != '.' &&
+		    path[i] != '-')
+			path[i] = '_';
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd == -1) {
+		mw_log(LOG_ERR, "dmarc: failure_spool %s: %s", tmp,
+		    strerror(errno));
+		mw_buf_free(&b);
+		return;
+	}
+	w = write(fd, b.s, b.len);
+	close(fd);
+	if (w != (ssize_t)b.len || rename(tmp, path) == -1) {
+		mw_log(LOG_ERR, "dmarc: failure_spool %s: %s", path,
+		    w == -1 ? strerror(errno) : "short write");
+		unlink(tmp);
+	}
+	mw_buf_free(&b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Hooks */
 
@@ -2174,6 +2317,17 @@ dmarc_on_header(struct mw_session *s, const void *vc, void *vst,
 	size_t i;
 
 	st->c = c;
+	if (c->failure_reports) {
+		/* For failure reports: the header fields, 64 KiB at most. */
+		if (st->hdrs.max == 0)
+			st->hdrs.max = 64 * 1024;
+		if (!c->failure_minimal || mw_header_name_is(name, "From") ||
+		    mw_header_name_is(name, "Date") ||
+		    mw_header_name_is(name, "Subject") ||
+		    mw_header_name_is(name, "Message-ID"))
+			mw_buf_printf(&st->hdrs, "%s:%s%s\r\n", name,
+			    *value == ' ' || *value == '\t' ? "" : " ", value);
+	}
 	if (!mw_header_name_is(name, "From"))
 		return;
 	if (++st->n_from > 1)
@@ -2228,6 +2382,9 @@ dmarc_on_eom(struct mw_session *s, const void *vc, void *vst)
 	}
 	decide(s, st);
 	write_history(s, st);
+	for (i = 0; i < st->n_domains; i++)
+		if (st->d[i].have_policy && st->d[i].result == DR_FAIL)
+			write_failure(s, st, &st->d[i], time(NULL));
 }
 
 static void

@@ -25,6 +25,9 @@ struct mw_dmarc_report_cfg {
 	unsigned long long	 max_size;	/* largest report message */
 	long			 interval;	/* seconds, divides a day */
 	long			 retry_for;	/* seconds a queued report is tried */
+	const char		*failure_spool;	/* RFC 9991 reports to send */
+	long			 failure_rate;	/* per domain and ... */
+	long			 failure_period;	/* ... period (seconds) */
 };
 
 const struct mw_dmarc_report_cfg *mw_dmarc_report_cfg(

@@ -34,6 +34,9 @@ report_org_name = Receiver Test
 report_submitter = receiver.test
 report_state_dir = @LAB@/reports
 report_smtp = 127.0.0.1:@SMTP_PORT@
+failure_reports = yes
+failure_spool = @LAB@/failures
+failure_rate = 2/1h
 [dkim]
 key = maildir.test rsa2048 @TOP@/test/dkim-keys/rsa2048.pem
 allow_world_readable_keys = yes
@@ -41,6 +44,8 @@ EOF2
 	touch "$LAB/history-$h.jsonl"
 	[ "$(id -u)" = 0 ] && chown nobody "$LAB/history-$h.jsonl"
 done
+mkdir -p "$LAB/failures"
+[ "$(id -u)" = 0 ] && chown nobody "$LAB/failures"
 start_nsd report-a.zone report-b.zone report-maildir.zone dmarc-tld.zone
 start_daemon "$LAB/mx1.ini"
 start_postfix "inet:127.0.0.1:$MILTER_PORT"
@@ -165,6 +170,33 @@ like "$out" "already-reported 10 later 0 reports 0 queued 0 sent 0 " \
     "a second run: nothing reported or sent again"
 sleep 1
 is "$(delivered_count)" 1 "... and no second message arrived"
+
+# Failure reports (RFC 9991, opt-in: failure_reports = yes): the three
+# forged messages left three in the spool; failure_rate = 2/1h sends two.
+is "$(ls "$LAB/failures" | wc -l)" 3 "a failure report spooled per forged message (3)"
+clear_maildir
+out=$("$REPORT" -v -c "$LAB/mx1.ini" --failures 2>"$LAB/failures.err")
+is "$out" "failure-reports 3 sent 2 rate-limited 1 unauthorised 0 deferred 0 failed 0 bad 0" \
+    "--failures: 2 sent, the third over failure_rate (2/1h) dropped"
+wait_delivered 2
+sleep 1
+is "$(delivered_count)" 2 "two failure reports arrived"
+f=$(last_delivered)
+hdr=$(sed '/^$/q' "$f")
+like "$hdr" "To: <fail@maildir\.test>" "... at the ruf= address"
+like "$hdr" "Content-Type: multipart/report; report-type=feedback-report" "... as RFC 6591 multipart/report"
+like "$hdr" "DKIM-Signature: .*d=maildir\.test" "... DKIM-signed like the aggregate reports"
+body=$(tr -d '\r' < "$f")
+for want in "Feedback-Type: auth-failure" "Auth-Failure: dmarc" "Identity-Alignment: dkim,spf" \
+    "Reported-Domain: rpt-a.test" "Source-IP: 203.0.113.66" "Original-Mail-From: <x@rpt-b.test>" \
+    "Delivery-Result: reject" "Content-Type: text/rfc822-headers" "From: A <news@rpt-a.test>"; do
+	like "$body" "$(printf '%s' "$want" | sed 's/[.()]/\\&/g; s/[<>]/[&]/g')" "failure report: $want"
+done
+unlike "$body" "This is a test mailing" "headers only: the message body is not in the report"
+is "$(ls "$LAB/failures" | wc -l)" 0 "the spool is empty afterwards"
+out=$("$REPORT" -c "$LAB/mx1.ini" --failures 2>/dev/null)
+is "$out" "failure-reports 0 sent 0 rate-limited 0 unauthorised 0 deferred 0 failed 0 bad 0" \
+    "a second --failures run sends nothing"
 
 check_daemon_clean_exit
 done_testing

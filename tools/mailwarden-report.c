@@ -980,7 +980,7 @@ queue_report(const struct run *r, const char *qdir, const char *fname,
     const struct mw_buf *gz)
 {
 	struct mw_buf b = MW_BUF_INIT(SIZE_MAX / 2);
-	char path[PATH_MAX], name[512];
+	char path[PATH_MAX + 1024], name[1000];
 	int rc;
 
 	snprintf(name, sizeof(name), "%s.%d", fname, idx);
@@ -1355,20 +1355,20 @@ confirm_record(const char *t, size_t n, char *rua, size_t rualen)
  * -1 (DNS temporary error: later).
  */
 static int
-verify_dest(struct mw_dns_batch *batch, const struct qentry *q,
-    char out[][320], size_t max)
+verify_dest(struct mw_dns_batch *batch, const char *rcpt, const char *domain,
+    const char *org, char out[][320], size_t max)
 {
-	const char *host = strrchr(q->rcpt, '@') + 1;
+	const char *host = strrchr(rcpt, '@') + 1;
 	const struct mw_dns_answer *a;
 	char name[600], rua[512], alt[8][320];
 	size_t i, j, n, ok = 0;
 
-	if (in_org(host, q->org)) {
-		snprintf(out[0], 320, "%s", q->rcpt);
+	if (in_org(host, org)) {
+		snprintf(out[0], 320, "%s", rcpt);
 		return 1;
 	}
 	if ((size_t)snprintf(name, sizeof(name), "%s._report._dmarc.%s",
-	    q->domain, host) >= sizeof(name) || strlen(name) > 253)
+	    domain, host) >= sizeof(name) || strlen(name) > 253)
 		return 0;
 	a = mw_dns_lookup(batch, name, MW_DNS_TXT);
 	if (a->status == MW_DNS_TEMPFAIL)
@@ -1395,7 +1395,7 @@ verify_dest(struct mw_dns_batch *batch, const struct qentry *q,
 	if (!ok)
 		return 0;
 	if (n == 0)
-		snprintf(out[n++], 320, "%s", q->rcpt);
+		snprintf(out[n++], 320, "%s", rcpt);
 	return (int)n;
 }
 
@@ -1451,7 +1451,7 @@ deliver_queue(const struct run *r, const char *qdir, struct mw_dns *dns,
 			continue;
 		}
 		fclose(fp);
-		nt = verify_dest(batch, &q, to, 8);
+		nt = verify_dest(batch, q.rcpt, q.domain, q.org, to, 8);
 		if (nt == 0) {
 			mw_log(LOG_NOTICE, "report %s: %s is not authorised "
 			    "to receive reports for %s (no v=DMARC1 at "
@@ -1505,13 +1505,314 @@ deliver_queue(const struct run *r, const char *qdir, struct mw_dns *dns,
 }
 
 /* ------------------------------------------------------------------ */
+/* Failure reports (RFC 9991, RFC 6591): --failures. */
+
+struct fentry {
+	char	ruf[512], domain[300], org[300], ip[64], mail_from[320];
+	char	qid[64], alignment[16], disposition[16], header_from[300];
+	char	spf[400];
+	struct mw_buf dkim;
+	long long arrival;
+	const char *hdrs;
+	size_t	hlen;
+};
+
+static int
+fentry_parse(struct fentry *f, const char *s, size_t n)
+{
+	const char *e = memmem(s, n, "\n\n", 2), *p = s, *nl;
+	char k[16], v[600];
+
+	if (e == NULL)
+		return -1;
+	while (p < e) {
+		nl = memchr(p, '\n', (size_t)(e - p) + 1);
+		if (nl == NULL || nl - p > 590)
+			return -1;
+		v[0] = '\0';
+		if (sscanf(p, "%15s %599[^\n]", k, v) < 1)
+			return -1;
+		if (strcmp(k, "ruf") == 0)
+			snprintf(f->ruf, sizeof(f->ruf), "%s", v);
+		else if (strcmp(k, "domain") == 0)
+			snprintf(f->domain, sizeof(f->domain), "%s", v);
+		else if (strcmp(k, "org") == 0)
+			snprintf(f->org, sizeof(f->org), "%s", v);
+		else if (strcmp(k, "source_ip") == 0)
+			snprintf(f->ip, sizeof(f->ip), "%s", v);
+		else if (strcmp(k, "mail_from") == 0)
+			snprintf(f->mail_from, sizeof(f->mail_from), "%s", v);
+		else if (strcmp(k, "queue_id") == 0)
+			snprintf(f->qid, sizeof(f->qid), "%s", v);
+		else if (strcmp(k, "alignment") == 0)
+			snprintf(f->alignment, sizeof(f->alignment), "%s", v);
+		else if (strcmp(k, "disposition") == 0)
+			snprintf(f->disposition, sizeof(f->disposition), "%s",
+			    v);
+		else if (strcmp(k, "header_from") == 0)
+			snprintf(f->header_from, sizeof(f->header_from), "%s",
+			    v);
+		else if (strcmp(k, "spf") == 0)
+			snprintf(f->spf, sizeof(f->spf), "%s", v);
+		else if (strcmp(k, "dkim") == 0)
+			mw_buf_printf(&f->dkim, "%s\n", v);
+		else if (strcmp(k, "arrival") == 0)
+			f->arrival = atoll(v);
+		p = nl + 1;
+	}
+	f->hdrs = e + 2;
+	f->hlen = n - (size_t)(e + 2 - s);
+	if (f->ruf[0] == '\0' || !mw_domain_ok(f->domain, MW_DOMAIN_LDH) ||
+	    f->ip[0] == '\0')
+		return -1;
+	return 0;
+}
+
+/* Text lines as CRLF lines, a line starting a header field kept. */
+static void
+crlf_lines(struct mw_buf *m, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\r')
+			continue;
+		if (s[i] == '\n')
+			mw_buf_puts(m, "\r\n");
+		else
+			mw_buf_append(m, s + i, 1);
+	}
+	if (n > 0 && s[n - 1] != '\n')
+		mw_buf_puts(m, "\r\n");
+}
+
+/* RFC 6591 / RFC 9991 failure report, CRLF line ends. */
+static void
+build_failure(const struct run *r, const struct fentry *f, const char *to,
+    const char *id, struct mw_buf *m)
+{
+	char date[64], arr[64], boundary[64];
+	time_t now = time(NULL), at = (time_t)f->arrival;
+	struct tm tm;
+	const char *p, *e;
+	const char *dr = strcmp(f->disposition, "reject") == 0 ? "reject" :
+	    strcmp(f->disposition, "quarantine") == 0 ? "spam" :
+	    strcmp(f->disposition, "none") == 0 ? "delivered" : "other";
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	gmtime_r(&at, &tm);
+	strftime(arr, sizeof(arr), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	snprintf(boundary, sizeof(boundary), "=_mailwarden_failure_%08lx",
+	    (unsigned long)(hash_str(id) & 0xffffffffUL));
+	mw_buf_printf(m, "From: %s\r\nTo: <%s>\r\nDate: %s\r\n"
+	    "Subject: DMARC failure report for %s (Submitter: %s)\r\n"
+	    "Message-ID: <%s>\r\nMIME-Version: 1.0\r\n"
+	    "Auto-Submitted: auto-generated\r\n"
+	    "Content-Type: multipart/report; report-type=feedback-report;\r\n"
+	    "\tboundary=\"%s\"\r\n\r\n"
+	    "This is a DMARC failure report (RFC 9991).\r\n\r\n"
+	    "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+	    "This is an authentication failure report for a message with\r\n"
+	    "From domain %s received from IP %s on %s.\r\n\r\n"
+	    "--%s\r\nContent-Type: message/feedback-report\r\n\r\n"
+	    "Feedback-Type: auth-failure\r\nVersion: 1\r\n"
+	    "User-Agent: mailwarden-report/" PACKAGE_VERSION "\r\n"
+	    "Auth-Failure: dmarc\r\n"
+	    "Authentication-Results: %s; dmarc=fail header.from=%s\r\n"
+	    "Identity-Alignment: %s\r\n",
+	    r->rc->from, to, date, f->domain, r->submitter, id, boundary,
+	    boundary, f->header_from[0] ? f->header_from : f->domain, f->ip,
+	    arr, boundary, r->cfg->authserv_id, f->header_from[0] ?
+	    f->header_from : f->domain, f->alignment[0] ? f->alignment :
+	    "dkim,spf");
+	/* DKIM-Domain/-Selector of a failing signature (RFC 9991 3). */
+	for (p = f->dkim.s; p != NULL && *p != '\0'; p = e + 1) {
+		char d[300], sel[300], res[32];
+
+		if ((e = strchr(p, '\n')) == NULL)
+			break;
+		if (sscanf(p, "%299s %299s %31s", d, sel, res) == 3 &&
+		    strcmp(res, "pass") != 0 && mw_domain_ok(d,
+		    MW_DOMAIN_LDH) && mw_domain_ok(sel, MW_DOMAIN_LDH)) {
+			mw_buf_printf(m, "DKIM-Domain: %s\r\nDKIM-Identity: @%s"
+			    "\r\nDKIM-Selector: %s\r\n", d, d, sel);
+			break;
+		}
+	}
+	if (f->qid[0] != '\0')
+		mw_buf_printf(m, "Original-Envelope-Id: %s\r\n", f->qid);
+	mw_buf_printf(m, "Original-Mail-From: <%s>\r\nArrival-Date: %s\r\n"
+	    "Source-IP: %s\r\nReported-Domain: %s\r\n"
+	    "Delivery-Result: %s\r\n\r\n"
+	    "--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n",
+	    f->mail_from, arr, f->ip, f->header_from[0] ? f->header_from :
+	    f->domain, dr, boundary);
+	crlf_lines(m, f->hdrs, f->hlen);
+	mw_buf_printf(m, "\r\n--%s--\r\n", boundary);
+}
+
+struct fcounts {
+	unsigned long long files, sent, limited, refused, temp, failed, bad;
+};
+
+/*
+ * Send the failure spool: oldest first; per policy domain at most
+ * failure_rate reports per failure_period (report_state_dir/
+ * failure-state: "domain window-start count"), the rest dropped.
+ */
+static void
+send_failures(const struct run *r, struct mw_dns *dns, struct fcounts *fc)
+{
+	const char *dir = r->rc->failure_spool;
+	struct dirent **names = NULL;
+	struct mw_dns_batch *batch;
+	struct hmap win = { NULL, 0, 0 };
+	char path[PATH_MAX + NAME_MAX + 2], spath[PATH_MAX], dom[300];
+	char to[8][320], ruf[8][320], id[400];
+	long long ws, cnt;
+	time_t now = time(NULL);
+	struct hent *he, *wv;
+	FILE *fp;
+	int n, i, isnew;
+	size_t k;
+	struct mw_buf st = MW_BUF_INIT(SIZE_MAX / 2);
+
+	snprintf(spath, sizeof(spath), "%s/failure-state", r->rc->state_dir);
+	if ((fp = fopen(spath, "re")) != NULL) {
+		while (fscanf(fp, "%299s %lld %lld", dom, &ws, &cnt) == 3) {
+			he = hmap_get(&win, dom, &isnew);
+			he->n = (unsigned long long)cnt;
+			he->p = (void *)(intptr_t)ws;
+		}
+		fclose(fp);
+	}
+	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
+		mw_log(LOG_ERR, "failure_spool %s: %s", dir, strerror(errno));
+		hmap_free(&win, NULL);
+		return;
+	}
+	batch = mw_dns_batch_new(dns);
+	for (i = 0; i < n; i++) {
+		struct fentry f;
+		struct mw_buf m = MW_BUF_INIT(SIZE_MAX / 2);
+		char *data = NULL;
+		long sz;
+		size_t nr;
+		int nt, sent = 0, temp = 0;
+
+		if (names[i]->d_name[0] == '.' ||
+		    strstr(names[i]->d_name, ".tmp") != NULL)
+			goto next;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if ((fp = fopen(path, "re")) == NULL)
+			goto next;
+		fc->files++;
+		fseek(fp, 0, SEEK_END);
+		sz = ftell(fp);
+		rewind(fp);
+		memset(&f, 0, sizeof(f));
+		f.dkim.max = 64 * 1024;
+		if (sz < 0 || sz > 256 * 1024 || (data = xmalloc((size_t)sz +
+		    1)) == NULL || fread(data, 1, (size_t)sz, fp) !=
+		    (size_t)sz || fentry_parse(&f, data, (size_t)sz) == -1) {
+			fclose(fp);
+			mw_log(LOG_ERR, "failure_spool %s: unreadable, removed",
+			    path);
+			fc->bad++;
+			unlink(path);
+			mw_buf_free(&f.dkim);
+			free(data);
+			goto next;
+		}
+		fclose(fp);
+		he = hmap_get(&win, f.domain, &isnew);
+		if (isnew || now - (long long)(intptr_t)he->p >=
+		    r->rc->failure_period) {
+			he->p = (void *)(intptr_t)now;
+			he->n = 0;
+		}
+		if ((long)he->n >= r->rc->failure_rate) {
+			fc->limited++;
+			if (r->verbose)
+				mw_log(LOG_INFO, "failure report for %s: over "
+				    "failure_rate, dropped", f.domain);
+			unlink(path);
+			mw_buf_free(&f.dkim);
+			free(data);
+			goto next;
+		}
+		nr = rua_addresses(f.ruf, ruf, 8);
+		for (k = 0; k < nr; k++) {
+			enum dres res;
+			int j;
+
+			nt = verify_dest(batch, ruf[k], f.domain, f.org, to, 8);
+			if (nt == 0) {
+				mw_log(LOG_NOTICE, "failure report for %s: %s "
+				    "is not authorised to receive reports for "
+				    "%s: skipped", f.domain, ruf[k], f.domain);
+				fc->refused++;
+				continue;
+			}
+			if (nt < 0) {
+				temp = 1;
+				continue;
+			}
+			for (j = 0; j < nt; j++) {
+				snprintf(id, sizeof(id), "%s.%d.%d@%s",
+				    names[i]->d_name, (int)k, j, r->submitter);
+				sanitize_name(id);
+				*strrchr(id, '_') = '@';
+				mw_buf_reset(&m);
+				build_failure(r, &f, to[j], id, &m);
+				res = r->rc->smtp[0] != '\0' ? send_smtp(r,
+				    to[j], &m) : send_sendmail(r, to[j], &m);
+				if (res == D_SENT) {
+					sent = 1;
+					fc->sent++;
+					mw_log(LOG_INFO, "failure report for %s "
+					    "sent to %s", f.domain, to[j]);
+				} else if (res == D_TEMP)
+					temp = 1;
+				else
+					fc->failed++;
+			}
+		}
+		if (sent)
+			he->n++;
+		if (temp && now - f.arrival < r->rc->retry_for)
+			fc->temp++;	/* kept for the next run */
+		else
+			unlink(path);
+		mw_buf_free(&m);
+		mw_buf_free(&f.dkim);
+		free(data);
+next:
+		free(names[i]);
+	}
+	free(names);
+	mw_dns_batch_free(batch);
+	wv = hmap_sorted(&win);
+	for (k = 0; k < win.n; k++)
+		mw_buf_printf(&st, "%s %lld %llu\n", wv[k].key,
+		    (long long)(intptr_t)wv[k].p, wv[k].n);
+	free(wv);
+	if (write_file(spath, mw_buf_str(&st), st.len, 0640) == -1)
+		mw_log(LOG_ERR, "%s: %s", spath, strerror(errno));
+	mw_buf_free(&st);
+	hmap_free(&win, NULL);
+}
+
+/* ------------------------------------------------------------------ */
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: mailwarden-report [-c mailwarden.ini] "
 	    "[--history FILE]... [--end now|UNIX-TIME]\n"
-	    "       [--out DIR] [--no-send] [-v]\n");
+	    "       [--out DIR] [--no-send] [-v]\n"
+	    "       mailwarden-report --failures [-c mailwarden.ini] [-v]\n");
 	exit(1);
 }
 
@@ -1532,6 +1833,7 @@ main(int argc, char **argv)
 		{ "end", required_argument, NULL, 'e' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "no-send", no_argument, NULL, 'n' },
+		{ "failures", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -1539,7 +1841,7 @@ main(int argc, char **argv)
 	const char *cfgpath = SYSCONFDIR "/mailwarden/mailwarden.ini";
 	const char *outdir = NULL, **hist = NULL;
 	size_t nhist = 0, i, j;
-	int ch, no_send = 0, lockfd = -1;
+	int ch, no_send = 0, lockfd = -1, failures = 0;
 	struct mw_config *cfg;
 	struct run r;
 	struct counts c;
@@ -1560,6 +1862,7 @@ main(int argc, char **argv)
 		case 'H': hist[nhist++] = optarg; break;
 		case 'o': outdir = optarg; break;
 		case 'n': no_send = 1; break;
+		case 'f': failures = 1; break;
 		case 'v': r.verbose = 1; break;
 		case 'e':
 			r.closed_early = 1;
@@ -1587,6 +1890,45 @@ main(int argc, char **argv)
 	if ((r.rc = mw_dmarc_report_cfg(cfg)) == NULL) {
 		fprintf(stderr, "mailwarden-report: no [dmarc] module\n");
 		return 1;
+	}
+	if (failures) {
+		struct fcounts fc;
+
+		memset(&fc, 0, sizeof(fc));
+		if (r.rc->from[0] == '\0') {
+			fprintf(stderr, "mailwarden-report: %s: set [dmarc] "
+			    "report_from to send failure reports\n", cfgpath);
+			return 1;
+		}
+		snprintf(submitter, sizeof(submitter), "%s",
+		    r.rc->submitter[0] ? r.rc->submitter :
+		    strrchr(r.rc->from, '@') + 1);
+		r.submitter = submitter;
+		if (mkdir_p(r.rc->state_dir) == -1) {
+			fprintf(stderr, "mailwarden-report: %s: %s\n",
+			    r.rc->state_dir, strerror(errno));
+			return 1;
+		}
+		snprintf(path, sizeof(path), "%s/failure-lock",
+		    r.rc->state_dir);
+		lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+		if (lockfd == -1 || flock(lockfd, LOCK_EX) == -1 ||
+		    mw_dns_new(&dns, cfg->dns_nameservers, cfg->dns_timeout_ms,
+		    cfg->dns_tries, 256, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mailwarden-report: %s\n",
+			    lockfd == -1 ? strerror(errno) : err);
+			return 1;
+		}
+		send_failures(&r, dns, &fc);
+		mw_dns_free(dns);
+		printf("failure-reports %llu sent %llu rate-limited %llu "
+		    "unauthorised %llu deferred %llu failed %llu bad %llu\n",
+		    fc.files, fc.sent, fc.limited, fc.refused, fc.temp,
+		    fc.failed, fc.bad);
+		mw_config_free(cfg);
+		free(hist);
+		close(lockfd);
+		return 0;
 	}
 	if (nhist == 0 && r.rc->history_file[0] != '\0')
 		hist[nhist++] = r.rc->history_file;
