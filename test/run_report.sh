@@ -97,5 +97,21 @@ check "the periods' rest later: only what was not reported (2 reports)" \
 check "state: example.com reported up to the end of its second day" \
     grep -qx "example.com 1796601600" "$tmp/state/state"
 
+# 4. Delivery that fails for now (nothing listens on 127.0.0.1:1, the DNS
+#    server of the external confirmation does not answer): kept, tried
+#    again, dropped after report_retry_for.
+for r in 2d 0; do
+	sed "/^\[dmarc\]/i [dns]\nnameservers = 127.0.0.1:1\ntimeout_ms = 100\ntries = 1" "$tmp/mw.ini" |
+	    sed "\$a report_smtp = 127.0.0.1:1\nreport_retry_for = $r" > "$tmp/retry-$r.ini"
+done
+out=$("$rep" -c "$tmp/retry-2d.ini" --end 1796472000 2>/dev/null)
+check "temporary failures: the 5 queued reports deferred, none lost" \
+    eval '[[ $out == *" sent 0 deferred 5 failed 0 "* ]]'
+check "... still queued" [ "$(ls "$tmp/state/queue" | wc -l)" = 5 ]
+sleep 1
+out=$("$rep" -c "$tmp/retry-0.ini" --end 1796472000 2>/dev/null)
+check "after report_retry_for: dropped (expired 5)" eval '[[ $out == *" expired 5"* ]]'
+check "... and the queue is empty" [ "$(ls "$tmp/state/queue" | wc -l)" = 0 ]
+
 echo "1..$n"
 [ "$failed" = 0 ]
