@@ -84,6 +84,7 @@
 #include "mw_authres.h"
 #include "mw_dmarc.h"
 #include "mw_log.h"
+#include "mw_redis.h"
 #include "mw_session_priv.h"
 #include "mw_text.h"
 
@@ -127,6 +128,7 @@ struct dmarc_cfg {
 	struct mw_action	 temperror_action;
 	char			*history_file;
 	struct mw_dmarc_report_cfg report;	/* report_* keys */
+	bool			 history_redis;	/* records into [redis] too */
 	bool			 failure_reports;	/* RFC 9991, opt-in */
 	char			*failure_spool;
 	bool			 failure_minimal;	/* failure_content */
@@ -160,6 +162,9 @@ dmarc_cfg_init(void *vc)
 	c->report.max_size = 10 * 1024 * 1024;
 	c->report.interval = 86400;
 	c->report.retry_for = 2 * 86400;
+	c->report.redis_key = strdup("mw:dmarc:history");
+	c->report.redis_max = 2000000;
+	c->report.redis_keep = 8 * 86400;
 	c->report.failure_rate = 10;
 	c->report.failure_period = 3600;
 	c->failure_spool = strdup("/var/lib/mailwarden/failures");
@@ -347,6 +352,36 @@ dmarc_cfg_set(void *vc, const char *k, const char *v, char *err,
 		return report_cfg_set(&c->report, k + 7, v, err, errlen);
 	if (strcmp(k, "failure_reports") == 0)
 		return mw_parse_bool(v, &c->failure_reports, err, errlen);
+	if (strcmp(k, "history_redis") == 0) {
+		if (mw_parse_bool(v, &c->history_redis, err, errlen) == -1)
+			return -1;
+		c->report.redis = c->history_redis;
+		return 0;
+	}
+	if (strcmp(k, "history_redis_key") == 0) {
+		if (*v == '\0' || strpbrk(v, " \t\r\n") != NULL ||
+		    strlen(v) > 100) {
+			snprintf(err, errlen, "want a key prefix without "
+			    "spaces, not \"%s\"", v);
+			return -1;
+		}
+		return mw_set_string(&c->report.redis_key, v, err, errlen);
+	}
+	if (strcmp(k, "history_redis_max") == 0)
+		return mw_parse_int(v, 1000, 1000000000L, &c->report.redis_max,
+		    err, errlen);
+	if (strcmp(k, "history_redis_keep") == 0) {
+		long n;
+
+		if (mw_parse_duration(v, &n, err, errlen) == -1)
+			return -1;
+		if (n < 86400 || n > 400L * 86400) {
+			snprintf(err, errlen, "want 1d to 400d, not \"%s\"", v);
+			return -1;
+		}
+		c->report.redis_keep = n;
+		return 0;
+	}
 	if (strcmp(k, "failure_spool") == 0) {
 		if (*v != '/') {
 			snprintf(err, errlen, "want an absolute path, not "
@@ -400,7 +435,8 @@ dmarc_cfg_check(void *vc, const struct mw_config *mc, char *err,
 	    c->report.org_name == NULL || c->report.from == NULL ||
 	    c->report.submitter == NULL || c->report.extra_contact == NULL ||
 	    c->report.state_dir == NULL || c->report.sendmail == NULL ||
-	    c->report.smtp == NULL || c->failure_spool == NULL) {
+	    c->report.smtp == NULL || c->failure_spool == NULL ||
+	    c->report.redis_key == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -471,6 +507,10 @@ dmarc_cfg_dump(const void *vc, void *vfp)
 	    c->report.submitter, c->report.extra_contact, c->report.state_dir,
 	    c->report.sendmail, c->report.smtp, c->report.max_size,
 	    c->report.interval, c->report.retry_for);
+	fprintf(fp, "history_redis = %s\nhistory_redis_key = %s\n"
+	    "history_redis_max = %ld\nhistory_redis_keep = %ld\n",
+	    c->history_redis ? "yes" : "no", c->report.redis_key,
+	    c->report.redis_max, c->report.redis_keep);
 	fprintf(fp, "failure_reports = %s\nfailure_spool = %s\n"
 	    "failure_content = %s\nfailure_rate = %ld/%lds\n",
 	    c->failure_reports ? "yes" : "no", c->failure_spool,
@@ -495,6 +535,7 @@ dmarc_cfg_free(void *vc)
 	free(c->report.sendmail);
 	free(c->report.smtp);
 	free(c->failure_spool);
+	free(c->report.redis_key);
 	mw_free_list(c->override_domains, c->n_override);
 }
 
@@ -2171,6 +2212,70 @@ history_record(struct mw_session *s, struct dmarc_state *st,
 	mw_buf_puts(b, "]}\n");
 }
 
+/*
+ * The Redis store ([redis], history_redis = yes): the message's lines
+ * appended to the list of its UTC day, "<history_redis_key>:<day start>",
+ * in one round trip: RPUSH (one element per line), LTRIM to the newest
+ * history_redis_max, EXPIREAT the end of the day + history_redis_keep.
+ * Redis down: logged (once per outage), the mail goes on.
+ */
+static void
+history_to_redis(struct mw_session *s, const struct dmarc_cfg *c,
+    const struct mw_buf *b, time_t now)
+{
+	struct mw_redis *r = mw_session_redis(s);
+	const char *av[2 + DMARC_MAX_DOMAINS], *tv[4], *ev[3];
+	size_t al[2 + DMARC_MAX_DOMAINS], n = 2;
+	struct mw_redis_cmd cmds[3];
+	struct redisReply *rep[3];
+	char key[160], lo[32], at[32], err[256];
+	const char *p, *e;
+	long long day = (long long)now / 86400 * 86400;
+	int quiet = 0;
+
+	if (r == NULL)
+		return;
+	snprintf(key, sizeof(key), "%s:%lld", c->report.redis_key, day);
+	av[0] = "RPUSH";
+	al[0] = 5;
+	av[1] = key;
+	al[1] = strlen(key);
+	for (p = b->s; p < b->s + b->len && n < 2 + DMARC_MAX_DOMAINS; p = e + 1) {
+		e = memchr(p, '\n', (size_t)(b->s + b->len - p));
+		if (e == NULL)
+			e = b->s + b->len;
+		av[n] = p;
+		al[n++] = (size_t)(e - p);
+	}
+	snprintf(lo, sizeof(lo), "%ld", -c->report.redis_max);
+	tv[0] = "LTRIM";
+	tv[1] = key;
+	tv[2] = lo;
+	tv[3] = "-1";
+	snprintf(at, sizeof(at), "%lld", day + 86400 + c->report.redis_keep);
+	ev[0] = "EXPIREAT";
+	ev[1] = key;
+	ev[2] = at;
+	cmds[0].argc = (int)n;
+	cmds[0].argv = av;
+	cmds[0].argvlen = al;
+	cmds[1].argc = 4;
+	cmds[1].argv = tv;
+	cmds[1].argvlen = NULL;
+	cmds[2].argc = 3;
+	cmds[2].argv = ev;
+	cmds[2].argvlen = NULL;
+	if (mw_redis_run_quiet(r, cmds, 3, rep, &quiet, err, sizeof(err)) !=
+	    MW_REDIS_OK) {
+		mw_log(quiet ? LOG_DEBUG : LOG_ERR, "dmarc: history to redis "
+		    "%s: %s", mw_redis_target(r), err);
+		return;
+	}
+	mw_redis_free_replies(rep, 3);
+	if (*c->history_file == '\0')
+		mw_stats_inc(mw_session_stats(s), MW_ST_REPORTS_WRITTEN);
+}
+
 static void
 write_history(struct mw_session *s, struct dmarc_state *st)
 {
@@ -2181,13 +2286,22 @@ write_history(struct mw_session *s, struct dmarc_state *st)
 	size_t i;
 	int fd;
 
-	if (*c->history_file == '\0' || s->read_only)
+	if ((*c->history_file == '\0' && !c->history_redis) || s->read_only)
 		return;
 	for (i = 0; i < st->n_domains; i++)
 		if (st->d[i].have_policy && (st->d[i].result == DR_PASS ||
 		    st->d[i].result == DR_FAIL))
 			history_record(s, st, &st->d[i], now, &b);
 	if (b.len == 0 || b.truncated) {
+		mw_buf_free(&b);
+		return;
+	}
+	if (c->history_redis) {
+		b.len--;	/* the last '\n' */
+		history_to_redis(s, c, &b, now);
+		b.s[b.len++] = '\n';
+	}
+	if (*c->history_file == '\0') {
 		mw_buf_free(&b);
 		return;
 	}

@@ -25,6 +25,10 @@ struct mw_dmarc_report_cfg {
 	unsigned long long	 max_size;	/* largest report message */
 	long			 interval;	/* seconds, divides a day */
 	long			 retry_for;	/* seconds a queued report is tried */
+	bool			 redis;		/* history_redis: the store is [redis] */
+	char			*redis_key;	/* history_redis_key, a key prefix */
+	long			 redis_max;	/* records per day kept */
+	long			 redis_keep;	/* seconds kept after the day */
 	const char		*failure_spool;	/* RFC 9991 reports to send */
 	long			 failure_rate;	/* per domain and ... */
 	long			 failure_period;	/* ... period (seconds) */

@@ -2,10 +2,11 @@
 # Integration: DMARC aggregate reports end to end.  Mail from several
 # domains (passing, forged, forwarded with an intact DKIM signature) goes
 # through the private Postfix to mailwarden -- first the daemon of "mx1",
-# then that of "mx2", each with its own history file (two MX hosts; the
-# file store) --, then mailwarden-report reads both histories and sends
-# its reports by SMTP back through that Postfix to the rua= mailboxes
-# (the Maildir sink).  Checked: the report arrives at the confirmed
+# then that of "mx2" (two MX hosts), both writing to one Redis (the
+# shared store) and each to its own history file --, then
+# mailwarden-report reads the Redis store and sends its reports by SMTP
+# back through that Postfix to the rua= mailboxes (the Maildir sink);
+# the two history files give the same counts (the file store).  Checked: the report arrives at the confirmed
 # external address (RFC 9990 section 4: report-maildir.zone), its
 # attachment is named and typed as RFC 9990 says, is gzip, validates
 # against the RFC 9990 schema, and its counts per (source IP,
@@ -22,6 +23,8 @@ command -v xmllint >/dev/null || skip_all "xmllint missing (apt-get install libx
 
 for h in mx1 mx2; do
 	mw_config_lab "$LAB/$h.ini" <<EOF2
+[redis]
+server = 127.0.0.1:@REDIS_PORT@
 [iprev]
 enabled = no
 [helo]
@@ -29,6 +32,7 @@ enabled = no
 [dmarc]
 psl_file = @TOP@/test/scenarios/dmarc_psl.dat
 history_file = @LAB@/history-$h.jsonl
+history_redis = yes
 report_from = dmarc-noreply@maildir.test
 report_org_name = Receiver Test
 report_submitter = receiver.test
@@ -46,6 +50,7 @@ EOF2
 done
 mkdir -p "$LAB/failures"
 [ "$(id -u)" = 0 ] && chown nobody "$LAB/failures"
+start_redis
 start_nsd report-a.zone report-b.zone report-maildir.zone dmarc-tld.zone
 start_daemon "$LAB/mx1.ini"
 start_postfix "inet:127.0.0.1:$MILTER_PORT"
@@ -81,8 +86,15 @@ like "$(forwarded)" "^250 " "mx2: forwarded (SPF not aligned), DKIM intact: acce
 like "$(forged)" "^550 5.7.1" "mx2: forged rpt-a.test: rejected"
 is "$(wc -l < "$LAB/history-mx1.jsonl") $(wc -l < "$LAB/history-mx2.jsonl")" "6 4" \
     "a history line per message on each host"
-# A corrupt line (a crash mid-write, a disk error) in mx1's history.
+is "$(redis_cmd LLEN "mw:dmarc:history:$(( $(date +%s) / 86400 * 86400 ))")" 10 \
+    "the same 10 records in the shared Redis list of the day"
+ttl=$(redis_cmd TTL "mw:dmarc:history:$(( $(date +%s) / 86400 * 86400 ))")
+ok "... which expires (the day + history_redis_keep 8d: TTL $ttl s)" \
+    eval '[ "$ttl" -gt $((8 * 86400)) ] && [ "$ttl" -le $((9 * 86400)) ]'
+# A corrupt line (a crash mid-write, a disk error) in mx1's history, and a
+# corrupt entry in Redis.
 printf '{"v":2,"time":17\n' >> "$LAB/history-mx1.jsonl"
+redis_cmd RPUSH "mw:dmarc:history:$(( $(date +%s) / 86400 * 86400 ))" '{"v":2,"source_ip":"x' >/dev/null
 wait_delivered 3
 clear_maildir
 
@@ -91,10 +103,9 @@ clear_maildir
 # second may still be written: they belong to the next report), so wait
 # for the second of the last message to pass.
 sleep 1
-out=$("$REPORT" -v -c "$LAB/mx1.ini" --history "$LAB/history-mx1.jsonl" \
-    --history "$LAB/history-mx2.jsonl" --end now 2>"$LAB/report.err")
+out=$("$REPORT" -v -c "$LAB/mx1.ini" --end now 2>"$LAB/report.err")
 is "$?" 0 "mailwarden-report exits 0"
-like "$out" "records 10 skipped 1 " "10 records aggregated, the corrupt line skipped and counted"
+like "$out" "lines 11 records 10 skipped 1 " "10 records from Redis, the corrupt entry skipped and counted"
 like "$out" "reports 2 queued 2 sent 1 deferred 0 failed 0 unauthorised 1 " \
     "2 reports: one sent, one refused (unconfirmed external rua)"
 like "$(cat "$LAB/report.err")" "victim@maildir.test is not authorised to receive reports for rpt-b.test" \
@@ -146,7 +157,7 @@ print("pass" if dkim.verify(raw, dnsfunc=txt) else "fail")
 EOF2
 )
 is "$v" pass "dkimpy verifies the report's signature (key from DNS)"
-counts=$(/usr/bin/python3 - "$LAB/report.xml" <<'EOF2'
+count_rows() { /usr/bin/python3 - "$1" <<'EOF2'
 import sys, xml.etree.ElementTree as ET
 ns = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
 c = {}
@@ -159,13 +170,21 @@ for r in ET.parse(sys.argv[1]).getroot().findall("d:record", ns):
     c[k] = c.get(k, 0) + int(row.findtext("d:count", namespaces=ns))
 print(" ".join("%s/%s/dkim=%s/spf=%s:%d" % (k + (v,)) for k, v in sorted(c.items())))
 EOF2
-)
+}
+counts=$(count_rows "$LAB/report.xml")
 is "$counts" "192.0.2.10/pass/dkim=fail/spf=pass:5 198.51.100.20/pass/dkim=pass/spf=fail:1 203.0.113.66/reject/dkim=fail/spf=fail:3" \
     "counts per (IP, result) = messages sent through both hosts"
 
+# The file store: both hosts' history files give the same counts.
+mkdir "$LAB/out"
+out=$("$REPORT" -c "$LAB/mx1.ini" --history "$LAB/history-mx1.jsonl" \
+    --history "$LAB/history-mx2.jsonl" --end now --out "$LAB/out" 2>/dev/null)
+like "$out" "lines 11 records 10 skipped 1 " "the two history files: 10 records, the corrupt line skipped and counted"
+zcat "$LAB"/out/*'!rpt-a.test!'* > "$LAB/report-files.xml"
+is "$(count_rows "$LAB/report-files.xml")" "$counts" "... and the same counts per (IP, result)"
+
 # A second run for the same period sends nothing.
-out=$("$REPORT" -v -c "$LAB/mx1.ini" --history "$LAB/history-mx1.jsonl" \
-    --history "$LAB/history-mx2.jsonl" --end now 2>/dev/null)
+out=$("$REPORT" -v -c "$LAB/mx1.ini" --end now 2>/dev/null)
 like "$out" "already-reported 10 later 0 reports 0 queued 0 sent 0 " \
     "a second run: nothing reported or sent again"
 sleep 1

@@ -66,6 +66,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <zlib.h>
 
@@ -74,6 +75,7 @@
 #include "mw_dmarc.h"
 #include "mw_dns.h"
 #include "mw_log.h"
+#include "mw_redis.h"
 #include "mw_text.h"
 
 #define LINE_MAX_BYTES	(64 * 1024)	/* a longer history line is corrupt */
@@ -626,6 +628,75 @@ read_history(struct run *r, const char *path)
 	}
 	free(line);
 	fclose(fp);
+	return 0;
+}
+
+/*
+ * The Redis store (history_redis = yes): the day lists
+ * "<history_redis_key>:<day start>" from history_redis_keep before the
+ * end up to the end, read 10,000 elements at a time.  An element that
+ * is not a valid record is skipped and counted like a bad line.
+ */
+static int
+read_redis(struct run *r, struct mw_redis *redis)
+{
+	long long day, first, last;
+	char key[160], lo[32], hi[32], err[256];
+	const char *argv[4];
+	struct mw_redis_cmd cmd;
+	struct redisReply *rep;
+	long long off;
+	size_t i;
+
+	last = r->end / 86400 * 86400;
+	first = (r->end - r->rc->redis_keep - 86400) / 86400 * 86400;
+	if (first < 0)
+		first = 0;
+	for (day = first; day <= last; day += 86400) {
+		snprintf(key, sizeof(key), "%s:%lld", r->rc->redis_key, day);
+		for (off = 0;; off += 10000) {
+			snprintf(lo, sizeof(lo), "%lld", off);
+			snprintf(hi, sizeof(hi), "%lld", off + 9999);
+			argv[0] = "LRANGE";
+			argv[1] = key;
+			argv[2] = lo;
+			argv[3] = hi;
+			cmd.argc = 4;
+			cmd.argv = argv;
+			cmd.argvlen = NULL;
+			if (mw_redis_run(redis, &cmd, 1, &rep, err,
+			    sizeof(err)) != MW_REDIS_OK) {
+				mw_log(LOG_ERR, "redis %s: %s",
+				    mw_redis_target(redis), err);
+				return -1;
+			}
+			if (rep->type != REDIS_REPLY_ARRAY) {
+				mw_redis_free_replies(&rep, 1);
+				mw_log(LOG_ERR, "redis %s: %s is not a list",
+				    mw_redis_target(redis), key);
+				return -1;
+			}
+			for (i = 0; i < rep->elements; i++) {
+				struct redisReply *el = rep->element[i];
+
+				r->lines++;
+				if (el->type != REDIS_REPLY_STRING ||
+				    el->len > LINE_MAX_BYTES ||
+				    add_record(r, el->str, el->len) == -1) {
+					r->skipped++;
+					if (r->verbose)
+						mw_log(LOG_WARNING, "redis %s "
+						    "element %lld: not a valid "
+						    "record, skipped", key,
+						    off + (long long)i);
+				}
+			}
+			i = rep->elements;
+			mw_redis_free_replies(&rep, 1);
+			if (i < 10000)
+				break;
+		}
+	}
 	return 0;
 }
 
@@ -1930,11 +2001,12 @@ main(int argc, char **argv)
 		close(lockfd);
 		return 0;
 	}
-	if (nhist == 0 && r.rc->history_file[0] != '\0')
+	if (nhist == 0 && !r.rc->redis && r.rc->history_file[0] != '\0')
 		hist[nhist++] = r.rc->history_file;
-	if (nhist == 0) {
+	if (nhist == 0 && !r.rc->redis) {
 		fprintf(stderr, "mailwarden-report: %s: [dmarc] history_file "
-		    "is not set (and no --history)\n", cfgpath);
+		    "is not set (nor history_redis = yes, nor --history)\n",
+		    cfgpath);
 		return 1;
 	}
 	if (r.rc->submitter[0] != '\0')
@@ -1977,6 +2049,22 @@ main(int argc, char **argv)
 	for (i = 0; i < nhist; i++)
 		if (read_history(&r, hist[i]) == -1)
 			return 1;
+	if (nhist == 0) {	/* history_redis = yes */
+		struct mw_redis *redis;
+
+		if (mw_redis_new(&cfg->redis, &redis, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mailwarden-report: redis: %s\n", err);
+			return 1;
+		}
+		if (read_redis(&r, redis) == -1) {
+			fprintf(stderr, "mailwarden-report: cannot read the "
+			    "history from redis %s: nothing reported\n",
+			    mw_redis_target(redis));
+			mw_redis_free(redis);
+			return 1;
+		}
+		mw_redis_free(redis);
+	}
 
 	/* The reports: every group whose period is over (or closed). */
 	gv = hmap_sorted(&r.groups);
