@@ -51,7 +51,7 @@ done
 mkdir -p "$LAB/failures"
 [ "$(id -u)" = 0 ] && chown nobody "$LAB/failures"
 start_redis
-start_nsd report-a.zone report-b.zone report-maildir.zone dmarc-tld.zone
+start_nsd report-a.zone report-b.zone report-psd.zone report-maildir.zone dmarc-tld.zone
 start_daemon "$LAB/mx1.ini"
 start_postfix "inet:127.0.0.1:$MILTER_PORT"
 
@@ -86,8 +86,12 @@ like "$(forwarded)" "^250 " "mx2: forwarded (SPF not aligned), DKIM intact: acce
 like "$(forged)" "^550 5.7.1" "mx2: forged rpt-a.test: rejected"
 is "$(wc -l < "$LAB/history-mx1.jsonl") $(wc -l < "$LAB/history-mx2.jsonl")" "6 4" \
     "a history line per message on each host"
-is "$(redis_cmd LLEN "mw:dmarc:history:$(( $(date +%s) / 86400 * 86400 ))")" 10 \
-    "the same 10 records in the shared Redis list of the day"
+# A forgery of a psd=y domain that asks for failure reports: RFC 9991
+# says no failure report for it (its history line is added below).
+like "$(send_mail --xclient-addr 203.0.113.66 --helo mail.rpt-b.test --from x@rpt-b.test \
+    --header "From: P <news@rpt-psd.test>")" "^550 5.7.1" "forged psd=y domain: rejected"
+is "$(redis_cmd LLEN "mw:dmarc:history:$(( $(date +%s) / 86400 * 86400 ))")" 11 \
+    "the same 11 records in the shared Redis list of the day"
 ttl=$(redis_cmd TTL "mw:dmarc:history:$(( $(date +%s) / 86400 * 86400 ))")
 ok "... which expires (the day + history_redis_keep 8d: TTL $ttl s)" \
     eval '[ "$ttl" -gt $((8 * 86400)) ] && [ "$ttl" -le $((9 * 86400)) ]'
@@ -105,9 +109,9 @@ clear_maildir
 sleep 1
 out=$("$REPORT" -v -c "$LAB/mx1.ini" --end now 2>"$LAB/report.err")
 is "$?" 0 "mailwarden-report exits 0"
-like "$out" "lines 11 records 10 skipped 1 " "10 records from Redis, the corrupt entry skipped and counted"
-like "$out" "reports 2 queued 2 sent 1 deferred 0 failed 0 unauthorised 1 " \
-    "2 reports: one sent, one refused (unconfirmed external rua)"
+like "$out" "lines 12 records 11 skipped 1 " "11 records from Redis, the corrupt entry skipped and counted"
+like "$out" "reports 3 queued 2 sent 1 deferred 0 failed 0 unauthorised 1 " \
+    "3 reports (rpt-psd.test has no rua=): one sent, one refused (unconfirmed external rua)"
 like "$(cat "$LAB/report.err")" "victim@maildir.test is not authorised to receive reports for rpt-b.test" \
     "the refusal is logged"
 wait_delivered 1
@@ -179,20 +183,20 @@ is "$counts" "192.0.2.10/pass/dkim=fail/spf=pass:5 198.51.100.20/pass/dkim=pass/
 mkdir "$LAB/out"
 out=$("$REPORT" -c "$LAB/mx1.ini" --history "$LAB/history-mx1.jsonl" \
     --history "$LAB/history-mx2.jsonl" --end now --out "$LAB/out" 2>/dev/null)
-like "$out" "lines 11 records 10 skipped 1 " "the two history files: 10 records, the corrupt line skipped and counted"
+like "$out" "lines 12 records 11 skipped 1 " "the two history files: 11 records, the corrupt line skipped and counted"
 zcat "$LAB"/out/*'!rpt-a.test!'* > "$LAB/report-files.xml"
 is "$(count_rows "$LAB/report-files.xml")" "$counts" "... and the same counts per (IP, result)"
 
 # A second run for the same period sends nothing.
 out=$("$REPORT" -v -c "$LAB/mx1.ini" --end now 2>/dev/null)
-like "$out" "already-reported 10 later 0 reports 0 queued 0 sent 0 " \
+like "$out" "already-reported 11 later 0 reports 0 queued 0 sent 0 " \
     "a second run: nothing reported or sent again"
 sleep 1
 is "$(delivered_count)" 1 "... and no second message arrived"
 
 # Failure reports (RFC 9991, opt-in: failure_reports = yes): the three
 # forged messages left three in the spool; failure_rate = 2/1h sends two.
-is "$(ls "$LAB/failures" | wc -l)" 3 "a failure report spooled per forged message (3)"
+is "$(ls "$LAB/failures" | wc -l)" 3 "a failure report spooled per forged rpt-a.test message (3), none for the psd=y domain"
 clear_maildir
 out=$("$REPORT" -v -c "$LAB/mx1.ini" --failures 2>"$LAB/failures.err")
 is "$out" "failure-reports 3 sent 2 rate-limited 1 unauthorised 0 deferred 0 failed 0 bad 0" \
