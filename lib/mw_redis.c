@@ -895,13 +895,12 @@ get_conn(struct mw_redis *r, long long deadline, int *reused,
 			*quiet = 1;
 			return NULL;
 		}
-		if (!mark_down(r) || was_down)
-			*quiet = 1;
-		else
+		if (mark_down(r) && !was_down)
 			mw_log(*res == MW_REDIS_PERM ? LOG_ERR : LOG_WARNING,
 			    "redis: %s: %s; answering from fail_mode, next "
 			    "attempt in %ld ms", r->target, err,
 			    r->cfg->reconnect_interval_ms);
+		*quiet = 1;	/* logged here, once per outage */
 		mw_stats_inc(r->st, MW_ST_REDIS_ERRORS);
 		return NULL;
 	}
@@ -995,8 +994,7 @@ run(struct mw_redis *r, const struct mw_redis_cmd *cmds, size_t n,
 				mw_log(LOG_WARNING, "redis: %s; answering from "
 				    "fail_mode, next attempt in %ld ms", err,
 				    c->reconnect_interval_ms);
-			else
-				*quiet = 1;
+			*quiet = 1;
 			return MW_REDIS_TEMP;
 		}
 		for (i = 0; i < n; i++)
@@ -1034,8 +1032,7 @@ run(struct mw_redis *r, const struct mw_redis_cmd *cmds, size_t n,
 			mw_log(LOG_WARNING, "redis: %s; answering from "
 			    "fail_mode, next attempt in %ld ms", err,
 			    c->reconnect_interval_ms);
-		else
-			*quiet = 1;
+		*quiet = 1;
 		return MW_REDIS_TEMP;
 	}
 	return MW_REDIS_TEMP;

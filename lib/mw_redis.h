@@ -35,10 +35,11 @@
  *
  * A Lua script is run with mw_redis_eval(): EVALSHA, and the whole text
  * (EVAL) only when the server answers NOSCRIPT (restart, failover).
- * err is always set on failure; *quiet (mw_redis_run_quiet) tells whether
- * this failure was already logged by an earlier call (Redis known to be
- * down): log it at LOG_DEBUG then, so an outage is one log line, not one
- * per recipient.
+ * err is always set on failure; *quiet (mw_redis_run_quiet) tells that
+ * mw_redis logged this failure itself (unreachable, failover, refused
+ * AUTH: once per outage, with the server's words): log it at LOG_DEBUG
+ * then, so an outage is one log line, not one per recipient.  A refused
+ * command (WRONGTYPE, NOPERM) is not logged here: *quiet is 0.
  *
  * THREADS
  *

@@ -301,6 +301,28 @@ mw_stats_render_page(struct mw_stats *st, struct mw_buf *b)
 		    &st->redis_idle, memory_order_relaxed));
 		health_row(b, "accepted without Redis (fail-open)", fo, 1);
 		health_row(b, "tempfailed without Redis (fail-closed)", fc, 1);
+		{
+			char master[300];
+			double nm;
+			int used;
+
+			mw_stats_redis_master_get(st, &used, master,
+			    sizeof(master), &nm);
+			if (used) {
+				mw_buf_puts(b, "<tr><td>master</td><td class="
+				    "\"n");
+				mw_buf_puts(b, master[0] != '\0' ? "\">" :
+				    " bad\">");
+				mw_html_escape(b, master[0] != '\0' ? master :
+				    "none known");
+				mw_buf_puts(b, "</td></tr>\n");
+				health_row(b, "failovers seen",
+				    ld(&st->c[MW_ST_REDIS_FAILOVERS]), 0);
+				mw_buf_printf(b, "<tr><td>seconds without a "
+				    "master</td><td class=\"n%s\">%.1f</td>"
+				    "</tr>\n", nm > 0 ? " bad" : "", nm);
+			}
+		}
 	}
 	mw_buf_puts(b, "</table>\n");
 

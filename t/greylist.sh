@@ -7,7 +7,6 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-DRIVER=${GREYLIST_DRIVER:-$BUILD/test/greylist_driver}
 [ -x "$DRIVER" ] || skip_all "test/greylist_driver not built"
 command -v redis-server >/dev/null || skip_all "redis-server not installed"
 lab_init
@@ -15,39 +14,7 @@ start_redis
 
 # ------------------------------------------------------------ helpers ---
 
-declare -A DRV_W DRV_R DRV_PID
-
-# drv_start NAME CONFIG: start a driver process NAME on CONFIG
-drv_start() {
-    local name=$1 conf=$2 w r
-    mkfifo "$LAB/$name.in" "$LAB/$name.out"
-    "$DRIVER" "$conf" <"$LAB/$name.in" >"$LAB/$name.out" 2>>"$LAB/$name.err" &
-    DRV_PID[$name]=$!
-    lab_on_cleanup "kill ${DRV_PID[$name]}"
-    exec {w}>"$LAB/$name.in"
-    exec {r}<"$LAB/$name.out"
-    DRV_W[$name]=$w
-    DRV_R[$name]=$r
-}
-
-# drv NAME COMMAND...: one command, prints the driver's one-line answer
-drv() {
-    local name=$1 line; shift
-    printf '%s\n' "$*" >&"${DRV_W[$name]}"
-    if ! IFS= read -r -t 20 line <&"${DRV_R[$name]}"; then
-        echo "NO ANSWER (driver $name: $(tail -n 3 "$LAB/$name.err" 2>/dev/null))"
-        return 0
-    fi
-    printf '%s\n' "$line"
-}
-
-# drv_stop NAME: quit and wait
-drv_stop() {
-    local name=$1 w=${DRV_W[$1]} r=${DRV_R[$1]}
-    printf 'quit\n' >&"$w" || true
-    exec {w}>&- {r}<&-
-    wait "${DRV_PID[$name]}" 2>/dev/null || true
-}
+# drv_start, drv, drv_stop: t/lib.sh
 
 # rcpt NAME IP FROM TO: one transaction up to RCPT, prints the RCPT answer
 rcpt() {

@@ -646,6 +646,46 @@ kill_redis() {
 # redis_cmd ARGS...: redis-cli against the lab redis (e.g. redis_cmd GET key)
 redis_cmd() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
+# ------------------------------------------------------ greylist_driver ----
+# test/greylist_driver: the policy library in a long-lived process, one per
+# "MX host", fed over FIFOs (see its header for the commands), so Redis can
+# be killed, stopped and restarted under it.  stderr goes to $LAB/NAME.err.
+
+declare -A DRV_W DRV_R DRV_PID
+DRIVER=${GREYLIST_DRIVER:-$BUILD/test/greylist_driver}
+
+# drv_start NAME CONFIG: start a driver process NAME on CONFIG
+drv_start() {
+    local name=$1 conf=$2 w r
+    mkfifo "$LAB/$name.in" "$LAB/$name.out"
+    "$DRIVER" "$conf" <"$LAB/$name.in" >"$LAB/$name.out" 2>>"$LAB/$name.err" &
+    DRV_PID[$name]=$!
+    lab_on_cleanup "kill ${DRV_PID[$name]}"
+    exec {w}>"$LAB/$name.in"
+    exec {r}<"$LAB/$name.out"
+    DRV_W[$name]=$w
+    DRV_R[$name]=$r
+}
+
+# drv NAME COMMAND...: one command, prints the driver's one-line answer
+drv() {
+    local name=$1 line; shift
+    printf '%s\n' "$*" >&"${DRV_W[$name]}"
+    if ! IFS= read -r -t 20 line <&"${DRV_R[$name]}"; then
+        echo "NO ANSWER (driver $name: $(tail -n 3 "$LAB/$name.err" 2>/dev/null))"
+        return 0
+    fi
+    printf '%s\n' "$line"
+}
+
+# drv_stop NAME: quit and wait
+drv_stop() {
+    local name=$1 w=${DRV_W[$1]} r=${DRV_R[$1]}
+    printf 'quit\n' >&"$w" || true
+    exec {w}>&- {r}<&-
+    wait "${DRV_PID[$name]}" 2>/dev/null || true
+}
+
 # ----------------------------------------------------------- postfix --------
 
 PF_DIR=

@@ -25,6 +25,10 @@
  *				   session, joined by " | "
  *	fds			-> number of open file descriptors
  *	time			-> milliseconds of the last command
+ *	metrics			-> the /metrics lines of the Redis master
+ *				   (mailwarden_redis_master,
+ *				   _failovers_total, _seconds_without_master_total)
+ *				   joined by " | "
  *	quit
  *
  * Verdict lines: "continue", "accept", or "CODE X.Y.Z text".
@@ -38,9 +42,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "mw_buf.h"
 #include "mw_config.h"
 #include "mw_log.h"
 #include "mw_session.h"
+#include "mw_stats.h"
 
 static void
 print_verdict(const struct mw_verdict *v, int newline)
@@ -83,6 +89,7 @@ main(int argc, char **argv)
 {
 	struct mw_config *cfg;
 	struct mw_ctx *ctx;
+	struct mw_stats *stats;
 	struct mw_session *s = NULL;
 	struct mw_shared_results r;
 	char line[4096], err[1024];
@@ -106,6 +113,11 @@ main(int argc, char **argv)
 		printf("setup error: %s\n", err);
 		return 1;
 	}
+	if ((stats = mw_stats_new(0, 1)) == NULL) {
+		printf("out of memory\n");
+		return 1;
+	}
+	mw_ctx_set_stats(ctx, stats);
 	while (fgets(line, sizeof(line), stdin) != NULL) {
 		char *arg;
 		size_t n = strlen(line);
@@ -125,6 +137,24 @@ main(int argc, char **argv)
 			printf("%d\n", count_fds());
 		} else if (strcmp(line, "time") == 0) {
 			printf("%.3f\n", last);
+		} else if (strcmp(line, "metrics") == 0) {
+			struct mw_buf b = MW_BUF_INIT(1024 * 1024);
+			const char *p, *e, *sep = "";
+
+			mw_stats_render_metrics(stats, &b);
+			for (p = mw_buf_str(&b); *p != '\0'; p = *e ? e + 1 : e) {
+				e = strchr(p, '\n');
+				if (e == NULL)
+					e = p + strlen(p);
+				if (strncmp(p, "mailwarden_redis_master", 23) == 0 ||
+				    strncmp(p, "mailwarden_redis_failovers", 26) == 0 ||
+				    strncmp(p, "mailwarden_redis_seconds", 24) == 0) {
+					printf("%s%.*s", sep, (int)(e - p), p);
+					sep = " | ";
+				}
+			}
+			printf("\n");
+			mw_buf_free(&b);
 		} else if (strcmp(line, "connect") == 0) {
 			mw_session_free(s);
 			if ((s = mw_session_new(ctx)) == NULL) {
@@ -206,5 +236,6 @@ main(int argc, char **argv)
 	}
 	mw_session_free(s);
 	mw_ctx_unref(ctx);
+	mw_stats_free(stats);
 	return 0;
 }

@@ -211,6 +211,35 @@ main(int argc, char **argv)
 	ok(contains(ps, "<td class=\"from\">*@evil.test"),
 	    "... and the sender's");
 
+	/* The Redis master: none known, then a failover to another. */
+	mw_buf_reset(&m);
+	mw_stats_render_metrics(st, &m);
+	ok(!contains(mw_buf_str(&m), "mailwarden_redis_master{"),
+	    "Redis never used: no master line");
+	mw_stats_redis_master(st, "10.0.0.1:6379");
+	mw_stats_redis_master(st, NULL);
+	mw_stats_redis_master(st, "10.0.0.2:\"6379<b>");
+	mw_stats_inc(st, MW_ST_REDIS_FAILOVERS);
+	mw_buf_reset(&m);
+	mw_stats_render_metrics(st, &m);
+	ms = mw_buf_str(&m);
+	ok(contains(ms, "mailwarden_redis_master{address=\"10.0.0.2:\\\"6379<b>\"} 1\n"),
+	    "the master in use, label escaped");
+	ok(contains(ms, "mailwarden_redis_failovers_total 1\n"),
+	    "one failover counted");
+	ok(contains(ms, "mailwarden_redis_seconds_without_master_total "),
+	    "seconds without a master exported");
+	mw_buf_reset(&p);
+	mw_stats_render_page(st, &p);
+	ok(contains(mw_buf_str(&p), "<td>master</td><td class=\"n\">"
+	    "10.0.0.2:&quot;6379&lt;b&gt;</td>"),
+	    "status page: the master, escaped");
+	mw_stats_redis_master(st, NULL);
+	mw_buf_reset(&p);
+	mw_stats_render_page(st, &p);
+	ok(contains(mw_buf_str(&p), "<td class=\"n bad\">none known</td>"),
+	    "status page: no master known");
+
 	mw_stats_configure(st, 0, 1);
 	mw_buf_reset(&p);
 	mw_stats_render_page(st, &p);
