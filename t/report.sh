@@ -194,6 +194,17 @@ like "$out" "already-reported 11 later 0 reports 0 queued 0 sent 0 " \
 sleep 1
 is "$(delivered_count)" 1 "... and no second message arrived"
 
+# The same reports through sendmail(1) instead of SMTP: Postfix's
+# sendmail, pointed at the private instance (MAIL_CONFIG), with its own
+# state directory (so the period is reported again).
+clear_maildir
+sed -e 's|^report_smtp = .*|report_smtp =|' -e "s|^report_state_dir = .*|report_state_dir = $LAB/reports-sm|" \
+    "$LAB/mx1.ini" > "$LAB/sm.ini"
+out=$(MAIL_CONFIG=$PF_ETC "$REPORT" -c "$LAB/sm.ini" --end now 2>/dev/null)
+like "$out" " sent 1 deferred 0 failed 0 unauthorised 1 " "report_sendmail: sent through sendmail(1)"
+wait_delivered 1
+like "$(grep -i '^To:' "$(last_delivered)")" "agg@maildir.test" "... and it arrived at agg@maildir.test"
+
 # Failure reports (RFC 9991, opt-in: failure_reports = yes): the three
 # forged messages left three in the spool; failure_rate = 2/1h sends two.
 is "$(ls "$LAB/failures" | wc -l)" 3 "a failure report spooled per forged rpt-a.test message (3), none for the psd=y domain"
