@@ -227,6 +227,21 @@ mw_config_lab() {
       cat; } | mw_config_write "$1"
 }
 
+# dkim_verify FILE: "pass" or "fail": dkimpy verifies the DKIM signature of
+#   the message in FILE, keys looked up in the lab's nsd (dig).
+dkim_verify() {
+    /usr/bin/python3 - "$1" "$NSD_PORT" <<'EOF'
+import subprocess, sys, dkim
+def txt(name, timeout=5):
+    out = subprocess.run(["dig", "+short", "TXT", "@127.0.0.1", "-p", sys.argv[2],
+                          name.decode().rstrip(".")], capture_output=True, text=True).stdout
+    return "".join(part for line in out.splitlines()
+                   for part in line.split('"')[1::2]).encode()
+raw = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+print("pass" if dkim.verify(raw, dnsfunc=txt) else "fail")
+EOF
+}
+
 # lab_chromium ARGS...: headless Chromium as root in the lab (no sandbox, no
 #   network of its own, profile and HOME under $LAB), 60 s at most; stderr
 #   to $LAB/chromium.log.  E.g. lab_chromium --dump-dom URL > dom.html

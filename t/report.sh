@@ -149,17 +149,7 @@ ok "the report validates against the RFC 9990 schema" \
 # local report program), so it passes DMARC p=reject of maildir.test at
 # its receivers; it was delivered, so our own policy did not refuse it.
 like "$(sed '/^$/q' "$msg")" "DKIM-Signature: .*d=maildir\.test" "the report is DKIM-signed (d=maildir.test)"
-v=$(/usr/bin/python3 - "$msg" "$NSD_PORT" <<'EOF2'
-import subprocess, sys, dkim
-def txt(name, timeout=5):
-    out = subprocess.run(["dig", "+short", "TXT", "@127.0.0.1", "-p", sys.argv[2],
-                          name.decode().rstrip(".")], capture_output=True, text=True).stdout
-    return "".join(part for line in out.splitlines()
-                   for part in line.split('"')[1::2]).encode()
-raw = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-print("pass" if dkim.verify(raw, dnsfunc=txt) else "fail")
-EOF2
-)
+v=$(dkim_verify "$msg")
 is "$v" pass "dkimpy verifies the report's signature (key from DNS)"
 count_rows() { /usr/bin/python3 - "$1" <<'EOF2'
 import sys, xml.etree.ElementTree as ET

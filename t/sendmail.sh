@@ -273,17 +273,7 @@ if f=$(delivered_to rcpt auth-1@); then
     like "$hdr" $'(^|\n)DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=dkim\\.test;' \
         "signed by mailwarden for the authenticated client ({auth_authen})"
     unlike "$hdr" 'Authentication-Results: mx\.chroot\.test' "... and not checked as inbound"
-    v=$(/usr/bin/python3 - "$f" "$NSD_PORT" <<'EOF'
-import subprocess, sys, dkim
-def txt(name, timeout=5):
-    out = subprocess.run(["dig", "+short", "TXT", "@127.0.0.1", "-p", sys.argv[2],
-                          name.decode().rstrip(".")], capture_output=True, text=True).stdout
-    return "".join(part for line in out.splitlines()
-                   for part in line.split('"')[1::2]).encode()
-raw = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-print("pass" if dkim.verify(raw, dnsfunc=txt) else "fail")
-EOF
-)
+    v=$(dkim_verify "$f")
     is "$v" pass "dkimpy verifies the signature (key from DNS)"
 else
     fail "authenticated client's message delivered" "$(tail -n 20 "$LAB/sendmail.syslog")"
