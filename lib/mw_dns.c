@@ -2,10 +2,27 @@
  * mw_dns.c -- the DNS resolver layer over c-ares 1.18 (see mw_dns.h).
  *
  * One struct mw_dns per process holds the settings and a bounded TTL
- * cache (hash table + LRU list, one mutex).  Each struct mw_dns_batch has
- * its own c-ares channel and is driven with ares_getsock + poll +
- * ares_process_fd by the one thread that owns it; poll, not select, so
- * that descriptors above FD_SETSIZE in a busy milter are safe.
+ * cache (hash table + LRU list, one mutex) and the c-ares channels that
+ * all connections share.
+ *
+ * Shared channels (a c-ares channel costs ~75 kB; one per held SMTP
+ * connection was most of the memory of a busy milter): one resolver
+ * thread per struct mw_dns, started at the first query, owns the I/O.
+ * It polls the sockets of every live channel (ares_getsock + poll +
+ * ares_process_fd; poll, not select, so that descriptors above
+ * FD_SETSIZE are safe) and a wake-up pipe.  c-ares 1.18 channels are
+ * not thread-safe: every call on a channel is made with d->rlock held.
+ * New queries go to the current channel; after MW_DNS_ROTATE queries a
+ * new channel (a new UDP source port) takes over and the old one is
+ * destroyed once its last query has ended, so the port still changes
+ * as often as it did with a channel per connection.
+ *
+ * What the resolver thread does with a reply is only to keep its bytes
+ * (on_raw): the query's answer is parsed, cached and published by the
+ * thread that owns the batch, in mw_dns_poll/wait, exactly as before;
+ * so mw_dns_peek needs no lock and a query is PENDING until its owner
+ * polls.  A batch freed with queries in flight leaves them to the
+ * channel, marked orphan; on_raw frees them when c-ares ends them.
  *
  * TTLs: A/AAAA records carry the TTL c-ares reports per address.  For
  * the other types c-ares 1.18 gives no TTL, so we walk the raw answer
@@ -23,16 +40,19 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ares.h>
 
@@ -46,6 +66,7 @@
 #define MW_DNS_EDNS_SIZE	1232	/* no IP fragmentation on the path */
 #define MW_DNS_SLACK_MS		500	/* hard cap beyond timeout * tries */
 #define MW_DNS_MAXBUCKETS	(1U << 20)
+#define MW_DNS_ROTATE		256	/* queries per channel (source port) */
 
 #define DNS_HDRSIZE		12
 #define DNS_CLASS_IN		1
@@ -65,12 +86,30 @@ struct cent {
 	struct mw_dns_rr	*rr;
 };
 
+/* One c-ares channel, shared by every batch (see the top). */
+struct chan {
+	struct chan		*next;
+	ares_channel		 ch;
+	int			 outstanding;	/* queries c-ares holds */
+	unsigned int		 sent;
+};
+
 struct mw_dns {
 	char			*servers;	/* csv, or NULL: resolv.conf */
 	int			 timeout_ms;
 	int			 tries;
 	size_t			 cache_max;	/* 0: no cache */
 	struct mw_stats		*stats;		/* counters, or NULL */
+
+	pthread_mutex_t		 rlock;		/* the resolver: below */
+	struct chan		*chans;		/* live channels */
+	struct chan		*cur;		/* new queries go here */
+	int			 started;	/* the thread runs */
+	int			 stop;
+	pid_t			 pid;		/* where it runs (fork) */
+	pthread_t		 thr;
+	int			 wake[2];	/* pipe, to the thread */
+	uint64_t		 sleep_until;	/* thread's poll ends, ms */
 
 	pthread_mutex_t		 lock;		/* guards everything below */
 	struct cent		**tab;
@@ -89,13 +128,22 @@ struct mw_dns_query {
 	int			 rrcap;		/* allocated ans.rr slots */
 	int			 done;		/* ans is final */
 	uint64_t		 deadline;	/* hard cap, monotonic ms */
+	/* Under d->rlock: */
+	struct chan		*chan;		/* c-ares holds it, or NULL */
+	int			 orphan;	/* its batch is gone */
+	struct mw_dns_query	*anext;		/* batch's arrived list */
+	int			 rstatus;	/* what c-ares said */
+	unsigned char		*raw;		/* and the reply's bytes */
+	int			 rlen;
 };
 
 struct mw_dns_batch {
 	struct mw_dns		*d;
-	ares_channel		 ch;		/* NULL if c-ares init failed */
 	struct mw_dns_query	*queries;
 	int			 pending;	/* queries not done */
+	/* Under d->rlock: replies kept by on_raw, for the owner. */
+	struct mw_dns_query	*arrived;
+	pthread_cond_t		 cv;
 	/* Handed out when we cannot allocate a query: submit never fails. */
 	struct mw_dns_query	 oom;
 };
@@ -544,8 +592,18 @@ mw_dns_new(struct mw_dns **dp, const char *nameservers, int timeout_ms,
 			goto oom;
 		d->tabsize = n;
 	}
+	d->wake[0] = d->wake[1] = -1;
 	if (pthread_mutex_init(&d->lock, NULL) != 0) {
 		snprintf(err, errlen, "dns: pthread_mutex_init failed");
+		free(d->tab);
+		free(d->servers);
+		free(d);
+		ares_library_cleanup();
+		return -1;
+	}
+	if (pthread_mutex_init(&d->rlock, NULL) != 0) {
+		snprintf(err, errlen, "dns: pthread_mutex_init failed");
+		pthread_mutex_destroy(&d->lock);
 		free(d->tab);
 		free(d->servers);
 		free(d);
@@ -574,12 +632,16 @@ oom:
 	return -1;
 }
 
+static void	resolver_stop(struct mw_dns *d);
+
 void
 mw_dns_free(struct mw_dns *d)
 {
 	if (d == NULL)
 		return;
+	resolver_stop(d);
 	mw_dns_cache_flush(d);
+	pthread_mutex_destroy(&d->rlock);
 	pthread_mutex_destroy(&d->lock);
 	free(d->tab);
 	free(d->servers);
@@ -1045,6 +1107,289 @@ mw_dns_set_stats(struct mw_dns *d, struct mw_stats *st)
 		d->stats = st;
 }
 
+/* ---- the resolver thread ------------------------------------------- */
+
+/*
+ * c-ares ends a query (a reply, a timeout, a cancel, the channel's end):
+ * keep what it said for the batch's owner, or free an orphan.  Runs
+ * with d->rlock held, in the resolver thread or inside ares_query.
+ */
+static void
+on_raw(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct mw_dns_query	*q = arg;
+	struct mw_dns_batch	*b;
+
+	(void)timeouts;
+	if (q->chan != NULL)
+		q->chan->outstanding--;
+	q->chan = NULL;
+	if (q->orphan) {
+		free(q);
+		return;
+	}
+	b = q->b;
+	q->rstatus = status;
+	if (abuf != NULL && alen > 0) {
+		if ((q->raw = malloc((size_t)alen)) == NULL)
+			q->rstatus = ARES_ENOMEM;
+		else {
+			memcpy(q->raw, abuf, (size_t)alen);
+			q->rlen = alen;
+		}
+	}
+	q->anext = b->arrived;
+	b->arrived = q;
+	pthread_cond_signal(&b->cv);
+}
+
+static void
+wake_thread(struct mw_dns *d)
+{
+	char c = 0;
+
+	if (d->wake[1] != -1 && write(d->wake[1], &c, 1) == -1) {
+		/* full pipe (EAGAIN): the thread wakes anyway */
+	}
+}
+
+/* Destroy the channels that are done with (not current, nothing held). */
+static void
+reap_channels(struct mw_dns *d)
+{
+	struct chan **pp = &d->chans, *c;
+
+	while ((c = *pp) != NULL) {
+		if (c != d->cur && c->outstanding == 0) {
+			*pp = c->next;
+			ares_destroy(c->ch);
+			free(c);
+		} else
+			pp = &c->next;
+	}
+}
+
+static void *
+resolver_main(void *arg)
+{
+	struct mw_dns	*d = arg;
+	struct pollfd	*pfd = NULL, *np;
+	struct chan	**owner = NULL, **no, *c;
+	size_t		 cap = 0, n, i;
+	ares_socket_t	 socks[ARES_GETSOCK_MAXNUM];
+	struct timeval	 tv, best = { 0, 0 }, *tvp;
+	int		 bits, k, ms, rc, have;
+	char		 junk[64];
+
+	pthread_mutex_lock(&d->rlock);
+	while (!d->stop) {
+		reap_channels(d);
+		/* The wake-up pipe, then every channel's sockets. */
+		n = 0;
+		have = 0;
+		for (c = d->chans; ; c = c->next) {
+			if (n + ARES_GETSOCK_MAXNUM + 1 > cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+
+				np = realloc(pfd, ncap * sizeof(*pfd));
+				no = np ? realloc(owner, ncap * sizeof(*owner)) :
+				    NULL;
+				if (np != NULL)
+					pfd = np;
+				if (no == NULL)
+					break;	/* poll what we have */
+				owner = no;
+				cap = ncap;
+			}
+			if (n == 0) {
+				pfd[0].fd = d->wake[0];
+				pfd[0].events = POLLIN;
+				pfd[0].revents = 0;
+				owner[0] = NULL;
+				n = 1;
+			}
+			if (c == NULL)
+				break;
+			bits = ares_getsock(c->ch, socks, ARES_GETSOCK_MAXNUM);
+			for (k = 0; k < ARES_GETSOCK_MAXNUM; k++) {
+				if (!ARES_GETSOCK_READABLE(bits, k) &&
+				    !ARES_GETSOCK_WRITABLE(bits, k))
+					break;
+				pfd[n].fd = socks[k];
+				pfd[n].events = 0;
+				pfd[n].revents = 0;
+				if (ARES_GETSOCK_READABLE(bits, k))
+					pfd[n].events |= POLLIN;
+				if (ARES_GETSOCK_WRITABLE(bits, k))
+					pfd[n].events |= POLLOUT;
+				owner[n++] = c;
+			}
+			if ((tvp = ares_timeout(c->ch, NULL, &tv)) != NULL &&
+			    (!have || tvp->tv_sec < best.tv_sec ||
+			    (tvp->tv_sec == best.tv_sec &&
+			    tvp->tv_usec < best.tv_usec))) {
+				best = *tvp;
+				have = 1;
+			}
+		}
+		if (n == 0)	/* no memory even for the pipe: nap */
+			ms = 100;
+		else
+			ms = have ? (int)(best.tv_sec * 1000 +
+			    (best.tv_usec + 999) / 1000) : -1;
+		d->sleep_until = ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)ms;
+		pthread_mutex_unlock(&d->rlock);
+		rc = n > 0 ? poll(pfd, (nfds_t)n, ms) : poll(NULL, 0, ms);
+		pthread_mutex_lock(&d->rlock);
+		if (rc > 0 && (pfd[0].revents & POLLIN))
+			while (read(d->wake[0], junk, sizeof(junk)) > 0)
+				;
+		/*
+		 * A channel polled here may be gone (reaped, never while
+		 * it holds queries) only if it was not current and empty:
+		 * its descriptors had nothing to say.  Skip those.
+		 */
+		for (i = 1; rc > 0 && i < n; i++) {
+			ares_socket_t rfd, wfd;
+
+			if (pfd[i].revents == 0)
+				continue;
+			for (c = d->chans; c != NULL && c != owner[i]; c = c->next)
+				;
+			if (c == NULL)
+				continue;
+			rfd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ?
+			    pfd[i].fd : ARES_SOCKET_BAD;
+			wfd = pfd[i].revents & POLLOUT ? pfd[i].fd :
+			    ARES_SOCKET_BAD;
+			ares_process_fd(c->ch, rfd, wfd);
+		}
+		/* Timeouts and retries. */
+		for (c = d->chans; c != NULL; c = c->next)
+			if (c->outstanding > 0)
+				ares_process_fd(c->ch, ARES_SOCKET_BAD,
+				    ARES_SOCKET_BAD);
+	}
+	pthread_mutex_unlock(&d->rlock);
+	free(pfd);
+	free(owner);
+	return NULL;
+}
+
+/* With d->rlock held: the thread runs, in this process.  0 or -1. */
+static int
+resolver_start(struct mw_dns *d)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (d->started && d->pid == getpid())
+		return 0;
+	if (d->started) {
+		/*
+		 * A fork: the thread and its sockets stayed with the
+		 * parent.  Forget the copies (closing them is the
+		 * parent's business) and start afresh.
+		 */
+		d->chans = d->cur = NULL;
+		d->started = 0;
+		d->wake[0] = d->wake[1] = -1;
+	}
+	if (pipe(d->wake) == -1)
+		return -1;
+	(void)fcntl(d->wake[0], F_SETFL, O_NONBLOCK);
+	(void)fcntl(d->wake[1], F_SETFL, O_NONBLOCK);
+	(void)fcntl(d->wake[0], F_SETFD, FD_CLOEXEC);
+	(void)fcntl(d->wake[1], F_SETFD, FD_CLOEXEC);
+	d->stop = 0;
+	d->sleep_until = UINT64_MAX;
+	/* Signals are for the threads that wait for them, not this one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&d->thr, NULL, resolver_main, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		close(d->wake[0]);
+		close(d->wake[1]);
+		d->wake[0] = d->wake[1] = -1;
+		return -1;
+	}
+	d->started = 1;
+	d->pid = getpid();
+	return 0;
+}
+
+/* Stop the thread; c-ares ends the queries still held (orphans only). */
+static void
+resolver_stop(struct mw_dns *d)
+{
+	struct chan *c;
+
+	pthread_mutex_lock(&d->rlock);
+	if (d->started && d->pid == getpid()) {
+		d->stop = 1;
+		wake_thread(d);
+		pthread_mutex_unlock(&d->rlock);
+		pthread_join(d->thr, NULL);
+		pthread_mutex_lock(&d->rlock);
+		close(d->wake[0]);
+		close(d->wake[1]);
+		d->wake[0] = d->wake[1] = -1;
+		d->cur = NULL;
+		while ((c = d->chans) != NULL) {
+			d->chans = c->next;
+			ares_destroy(c->ch);	/* on_raw frees the orphans */
+			free(c);
+		}
+	}
+	d->started = 0;
+	pthread_mutex_unlock(&d->rlock);
+}
+
+/*
+ * With d->rlock held: hand q to c-ares on the current channel.  Returns
+ * 0, or -1 if there is no resolver (then q is untouched).
+ */
+static int
+send_query(struct mw_dns *d, struct mw_dns_query *q, int type)
+{
+	ares_socket_t	before[ARES_GETSOCK_MAXNUM], after[ARES_GETSOCK_MAXNUM];
+	int		bb = 0, ba, fresh = 0;
+	struct chan	*c;
+
+	if (resolver_start(d) == -1)
+		return -1;
+	if (d->cur == NULL || d->cur->sent >= MW_DNS_ROTATE) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return -1;
+		if (channel_open(d, &c->ch) != ARES_SUCCESS) {
+			free(c);
+			return -1;
+		}
+		c->next = d->chans;
+		d->chans = c;
+		d->cur = c;
+		fresh = 1;
+	}
+	c = d->cur;
+	if (!fresh)
+		bb = ares_getsock(c->ch, before, ARES_GETSOCK_MAXNUM);
+	c->sent++;
+	c->outstanding++;
+	q->chan = c;
+	/* may call on_raw at once, e.g. on ENOMEM */
+	ares_query(c->ch, q->key, DNS_CLASS_IN, type, on_raw, q);
+	ba = ares_getsock(c->ch, after, ARES_GETSOCK_MAXNUM);
+	/*
+	 * The thread must look again if this channel's sockets changed,
+	 * or if it sleeps past this query's first timeout.
+	 */
+	if (fresh || ba != bb || memcmp(before, after, sizeof(before)) != 0 ||
+	    d->sleep_until > now_ms() + (uint64_t)d->timeout_ms)
+		wake_thread(d);
+	return 0;
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 struct mw_dns_batch *
@@ -1054,13 +1399,11 @@ mw_dns_batch_new(struct mw_dns *d)
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return NULL;
+	if (pthread_cond_init(&b->cv, NULL) != 0) {
+		free(b);
+		return NULL;
+	}
 	b->d = d;
-	/*
-	 * If c-ares cannot start (no memory, no sockets), the batch still
-	 * works: every query says TEMPFAIL, which is the truth.
-	 */
-	if (channel_open(d, &b->ch) != ARES_SUCCESS)
-		b->ch = NULL;
 	b->oom.b = b;
 	b->oom.name = (char *)"";
 	b->oom.ans.name = "";
@@ -1077,15 +1420,21 @@ mw_dns_batch_free(struct mw_dns_batch *b)
 
 	if (b == NULL)
 		return;
-	/* Runs the callbacks of outstanding queries (EDESTRUCTION) first. */
-	if (b->ch != NULL)
-		ares_destroy(b->ch);
+	pthread_mutex_lock(&b->d->rlock);
 	while ((q = b->queries) != NULL) {
 		b->queries = q->next;
 		query_clear_rr(q);
 		free(q->name);
-		free(q);
+		free(q->raw);
+		q->raw = NULL;
+		if (q->chan != NULL)	/* c-ares still holds it */
+			q->orphan = 1;
+		else
+			free(q);
 	}
+	b->arrived = NULL;
+	pthread_mutex_unlock(&b->d->rlock);
+	pthread_cond_destroy(&b->cv);
 	free(b);
 }
 
@@ -1120,12 +1469,18 @@ mw_dns_submit(struct mw_dns_batch *b, const char *name, int type)
 	else if (cache_get(b->d, q)) {
 		mw_stats_inc(b->d->stats, MW_ST_DNS_CACHE_HITS);
 		complete(q, q->ans.status, NULL);
-	} else if (b->ch == NULL)
-		complete(q, MW_DNS_TEMPFAIL, "resolver not initialised");
-	else {	/* may call on_reply at once, e.g. on ENOMEM */
-		mw_stats_inc(b->d->stats, MW_ST_DNS_CACHE_MISSES);
-		mw_stats_inc(b->d->stats, MW_ST_DNS_QUERIES);
-		ares_query(b->ch, q->key, DNS_CLASS_IN, type, on_reply, q);
+	} else {
+		int rc;
+
+		pthread_mutex_lock(&b->d->rlock);
+		rc = send_query(b->d, q, type);
+		pthread_mutex_unlock(&b->d->rlock);
+		if (rc == -1)
+			complete(q, MW_DNS_TEMPFAIL, "resolver not initialised");
+		else {
+			mw_stats_inc(b->d->stats, MW_ST_DNS_CACHE_MISSES);
+			mw_stats_inc(b->d->stats, MW_ST_DNS_QUERIES);
+		}
 	}
 	return q;
 }
@@ -1152,57 +1507,40 @@ expire(struct mw_dns_batch *b)
 }
 
 /*
- * One round: wait at most max_ms (and no longer than c-ares' next
- * timeout) for our sockets, let c-ares read or time out, then apply the
- * hard caps.  The cap matters: c-ares 1.18 doubles the per-try timeout
- * on each round, so its own bound is about timeout * (2^tries - 1).
+ * One round: wait at most max_ms for a reply to one of our queries,
+ * take every reply that came (parse, cache, publish: on_reply), then
+ * apply the hard caps.  The cap matters: c-ares 1.18 doubles the
+ * per-try timeout on each round, so its own bound is about
+ * timeout * (2^tries - 1).
  */
 static void
 drive(struct mw_dns_batch *b, int max_ms)
 {
-	ares_socket_t	socks[ARES_GETSOCK_MAXNUM];
-	struct pollfd	pfd[ARES_GETSOCK_MAXNUM];
-	struct timeval	maxtv, tv, *tvp;
-	ares_socket_t	rfd, wfd;
-	int		bits, i, n, ms, rc;
+	struct mw_dns_query	*list, *q;
+	struct timespec		 ts;
 
-	if (b->ch == NULL) {
-		expire(b);
-		return;
-	}
-	bits = ares_getsock(b->ch, socks, ARES_GETSOCK_MAXNUM);
-	for (i = n = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-		if (!ARES_GETSOCK_READABLE(bits, i) &&
-		    !ARES_GETSOCK_WRITABLE(bits, i))
-			break;
-		pfd[n].fd = socks[i];
-		pfd[n].events = 0;
-		pfd[n].revents = 0;
-		if (ARES_GETSOCK_READABLE(bits, i))
-			pfd[n].events |= POLLIN;
-		if (ARES_GETSOCK_WRITABLE(bits, i))
-			pfd[n].events |= POLLOUT;
-		n++;
-	}
-	if (max_ms < 0)
-		max_ms = 0;
-	maxtv.tv_sec = max_ms / 1000;
-	maxtv.tv_usec = (max_ms % 1000) * 1000;
-	tvp = ares_timeout(b->ch, &maxtv, &tv);
-	ms = (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
-
-	rc = poll(pfd, (nfds_t)n, ms);
-	if (rc > 0) {
-		for (i = 0; i < n; i++) {
-			rfd = pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ?
-			    pfd[i].fd : ARES_SOCKET_BAD;
-			wfd = pfd[i].revents & POLLOUT ?
-			    pfd[i].fd : ARES_SOCKET_BAD;
-			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-				ares_process_fd(b->ch, rfd, wfd);
+	pthread_mutex_lock(&b->d->rlock);
+	if (b->arrived == NULL && max_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += max_ms / 1000;
+		ts.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
 		}
-	} else	/* timeout or EINTR: let c-ares retry or expire queries */
-		ares_process_fd(b->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+		(void)pthread_cond_timedwait(&b->cv, &b->d->rlock, &ts);
+	}
+	list = b->arrived;
+	b->arrived = NULL;
+	pthread_mutex_unlock(&b->d->rlock);
+	while ((q = list) != NULL) {
+		list = q->anext;
+		q->anext = NULL;
+		on_reply(q, q->rstatus, 0, q->raw, q->rlen);
+		free(q->raw);
+		q->raw = NULL;
+		q->rlen = 0;
+	}
 	expire(b);
 }
 
