@@ -715,7 +715,7 @@ canon_len_endline(struct canon_len *c)
 }
 
 /* One body byte into both counts. */
-static void
+static inline void
 canon_len_byte(struct verifier *v, unsigned char ch)
 {
 	struct canon_len *sp = &v->len_simple, *rl = &v->len_relaxed;
@@ -756,24 +756,58 @@ canon_len_final(const struct canon_len *c, int simple)
 	return simple && t == 0 ? 2 : t;
 }
 
+/* The bytes that end a run of the body: SP, HTAB, CR, LF. */
+static const unsigned char blank_byte[256] = {
+	[' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1
+};
+
+/*
+ * Count a body chunk (canon_len_byte for every byte, and the run of
+ * non-blank bytes), in bulk where it can: a stretch of bytes that are
+ * not blank (and follow no CR) adds its length to both line counts and
+ * to the run, which is what canon_len_byte would do byte by byte.
+ * Returns -1 when the run gets too long for relaxed canonicalization.
+ */
+static int
+count_body(struct verifier *v, const unsigned char *buf, size_t len)
+{
+	struct canon_len *sp = &v->len_simple, *rl = &v->len_relaxed;
+	size_t i = 0, j;
+
+	while (i < len) {
+		if (!sp->cr) {
+			for (j = i; j < len && !blank_byte[buf[j]]; j++)
+				;
+			if (j > i) {
+				sp->line += j - i;
+				rl->line += j - i + (unsigned long long)rl->wsp;
+				rl->wsp = 0;
+				v->run += j - i;
+				if (v->run > BODY_RUN_MAX && v->relaxed_body)
+					return -1;
+				if ((i = j) == len)
+					break;
+			}
+		}
+		canon_len_byte(v, buf[i]);
+		if (blank_byte[buf[i]])
+			v->run = 0;
+		else if (++v->run > BODY_RUN_MAX && v->relaxed_body)
+			return -1;
+		i++;
+	}
+	return 0;
+}
+
 static void
 verifier_body(struct verifier *v, const unsigned char *buf, size_t len)
 {
-	size_t i;
-
 	if (v->dkim == NULL || !v->eoh_done || v->too_long ||
 	    v->eoh != DKIM_STAT_OK)
 		return;
-	for (i = 0; i < len; i++) {
-		unsigned char c = buf[i];
-
-		canon_len_byte(v, c);
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-			v->run = 0;
-		else if (++v->run > BODY_RUN_MAX && v->relaxed_body) {
-			v->too_long = 1;
-			return;
-		}
+	if (count_body(v, buf, len) == -1) {
+		v->too_long = 1;
+		return;
 	}
 	(void)dkim_body(v->dkim, (u_char *)buf, len);
 	if (len > 0)
