@@ -66,10 +66,18 @@ BENCH_EXTRAS=${BENCH_EXTRAS:-1}
 BENCH_PEERS=${BENCH_PEERS:-1}
 BENCH_NETNS=${BENCH_NETNS:-1}
 BENCH_RESULTS=${BENCH_RESULTS:-$HERE/results}
+# BENCH_MODE=sweep: the set-up below, then the cost curves of
+# bench/sweep.sh (its knobs: SWEEP_*) instead of the standard run.
+BENCH_MODE=${BENCH_MODE:-standard}
+if [ "$BENCH_MODE" = sweep ]; then
+	BENCH_CONFIGS="none noop-unix mw-unix"
+	BENCH_PEERS=0
+	BENCH_SIZES=4k
+fi
 PY=/usr/bin/python3	# Debian's, with python3-dkim (not a pyenv shim)
 export BENCH_MSGS BENCH_SESSIONS BENCH_SIZES BENCH_REPEAT BENCH_CONFIGS \
     BENCH_MLAT_MSGS BENCH_HOLD_CONNS BENCH_BIG BENCH_EXTRAS BENCH_PEERS \
-    BENCH_NETNS BENCH_RESULTS
+    BENCH_NETNS BENCH_RESULTS BENCH_MODE
 
 # ------------------------------------------------- network namespace -----
 
@@ -164,11 +172,14 @@ $PY "$HERE/mkmsg.py" "$LAB/dkim.pem" "$LAB/msg-probe.eml" 4k sender@bench.exampl
 # --------------------------------------------------------------- DNS -----
 
 DNSBL_ZONES=$(awk '$1 == "zone" { print $3 }' "$HERE/conf/mailwarden.d/dnsbl.ini")
+# the sweep's lists: z01.sweep.test .. z32.sweep.test
+SWEEP_DNSBL=
+[ "$BENCH_MODE" = sweep ] && SWEEP_DNSBL=$(for i in $(seq -w 1 32); do echo "z$i.sweep.test"; done)
 ZDIR=$LAB/zones
 mkdir -p "$ZDIR"
 _lab_subst "CLIENT_IP=$CLIENT_IP" "DKIM_TXT=$DKIM_TXT" \
     < "$HERE/zones/bench.example.zone.in" > "$ZDIR/bench.example.zone"
-for z in $DNSBL_ZONES; do
+for z in $DNSBL_ZONES $SWEEP_DNSBL; do
 	_lab_subst "ZONE=$z" < "$HERE/zones/dnsbl.zone.in" > "$ZDIR/$z.zone"
 done
 cp "$HERE/zones/2.0.192.in-addr.arpa.zone" "$HERE/zones/127.in-addr.arpa.zone" "$ZDIR/"
@@ -580,6 +591,10 @@ for c in $BENCH_CONFIGS; do
 	if [ -n "${MILTER[$c]+set}" ]; then CONFIGS+=("$c"); else
 		PEER_NOTE+=("$c: not measured (not started)"); fi
 done
+if [ "$BENCH_MODE" = sweep ]; then
+	. "$HERE/sweep.sh"
+	exit 0
+fi
 say "probe message through each configuration"
 for c in "${CONFIGS[@]}"; do probe "$c" || say "$c refused the probe message"; done
 
@@ -667,17 +682,19 @@ if [ "$BENCH_BIG" != 0 ]; then
 	$PY "$HERE/mkmsg.py" "$LAB/dkim.pem" "$LAB/msg-big.eml" "$BENCH_BIG" ||
 		lab_die "cannot make the big message"
 	restart_mw
-	h0=$(vm VmHWM "$MW_DAEMON_PID")
+	# the worker (a child of the supervisor) holds the message
+	h0=$(vmmax VmHWM $(tree_pids "$MW_DAEMON_PID"))
 	line=$("$BIN/mlat" -s "unix:$LAB/mw.sock" -n 1 -c 1 -m "$LAB/msg-big.eml" \
 	    -a "$CLIENT_IP" -T 120 -v 2>"$OUT/mlat-big.err" | tail -n 1)
-	h1=$(vm VmHWM "$MW_DAEMON_PID")
+	h1=$(vmmax VmHWM $(tree_pids "$MW_DAEMON_PID"))
 	MEM+=("big $h0 $h1 ${line#mlat: }")
 	grep -q ' ok=1 ' <<<"$line" || say "the big message was not accepted: $line"
 	rm -f "$LAB/msg-big.eml"
 fi
 hold_test() {	# hold_test NAME SOCKET PID
 	local name=$1 sock=$2 pid=$3 r0 r1 i log=$OUT/hold-$1.txt
-	r0=$(vm VmRSS "$pid")
+	# the daemon and its children (mailwarden's worker)
+	r0=$(vm VmRSS $(tree_pids "$pid"))
 	"$BIN/mlat" -s "$sock" -c "$BENCH_HOLD_CONNS" -w 3 -m "$MSG_SMALL" -a "$CLIENT_IP" \
 	    -T 60 > "$log" 2>&1 &
 	local mp=$!
@@ -687,8 +704,8 @@ hold_test() {	# hold_test NAME SOCKET PID
 		sleep 0.05
 	done
 	sleep 0.5
-	r1=$(vm VmRSS "$pid")
-	threads=$(vm Threads "$pid")
+	r1=$(vm VmRSS $(tree_pids "$pid"))
+	threads=$(vm Threads $(tree_pids "$pid"))
 	wait "$mp"
 	MEM+=("hold-$name $r0 $r1 $threads $(grep -o 'holding.*' "$log" | head -1) / $(tail -n 1 "$log" | sed 's/^mlat: //')")
 }

@@ -6,11 +6,13 @@
  * timeouts and the cache apply everywhere and tests can point us at a
  * DNS server on loopback.
  *
- * Model: one process-wide struct mw_dns (settings + a bounded TTL cache
- * shared by all threads, mutex-protected), and one struct mw_dns_batch per
- * SMTP connection (its own c-ares channel, used only by the thread that
- * owns the connection -- libmilter runs one thread per connection and
- * c-ares 1.18 channels are not thread-safe).
+ * Model: one process-wide struct mw_dns (settings, a bounded TTL cache
+ * shared by all threads, mutex-protected, and a resolver thread that
+ * does the I/O of every query on c-ares channels shared by all
+ * connections), and one struct mw_dns_batch per SMTP connection, used
+ * only by the thread that owns the connection (libmilter runs one thread
+ * per connection): its queries, and the replies the resolver thread
+ * keeps for it until that thread polls or waits.
  *
  * Queries are submitted without waiting (mw_dns_submit) so that all
  * lookups a phase needs run in parallel; mw_dns_wait() drives the channel
