@@ -160,6 +160,12 @@ struct verifier {
 	}			 pre[MAX_SIGS];
 	struct keyq		 keys[MAX_SIGS];
 	int			 n_keys;
+	/* From the prescreen, per signature: which key, whether it needs
+	 * the body hashed at all (see body_needed). */
+	int			 n_pre;
+	signed char		 sig_key[MAX_SIGS];	/* keys[], or -1 */
+	unsigned char		 sig_needs[MAX_SIGS];
+	int			 nohash;	/* no signature needs the body */
 	DKIM_STAT		 eoh;
 	int			 eoh_done;
 	size_t			 run;		/* body bytes since white space */
@@ -588,14 +594,20 @@ prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 	for (i = 0; i < nsigs; i++) {
 		DKIM_SIGINFO *sig = sigs[i];
 		const char *d, *s, *q;
+		struct keyq *k;
 
 		if (i >= MAX_SIGS || i >= v->n_fed) {
 			dkim_sig_ignore(sig);
 			continue;
 		}
+		/* Until shown otherwise, it needs the body. */
+		v->n_pre = i + 1;
+		v->sig_key[i] = -1;
+		v->sig_needs[i] = 1;
 		if (v->bad_syntax[i]) {
 			/* The reason was noted when the field came. */
 			v->pre[i].result = MW_AUTH_NEUTRAL;
+			v->sig_needs[i] = 0;
 			dkim_sig_ignore(sig);
 			continue;
 		}
@@ -610,6 +622,7 @@ prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 			v->pre[i].result = MW_AUTH_NEUTRAL;
 			snprintf(v->pre[i].reason, sizeof(v->pre[i].reason),
 			    "d= or s= is not a domain name");
+			v->sig_needs[i] = 0;
 			dkim_sig_ignore(sig);
 			continue;
 		}
@@ -617,10 +630,13 @@ prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 			v->pre[i].result = MW_AUTH_NEUTRAL;
 			snprintf(v->pre[i].reason, sizeof(v->pre[i].reason),
 			    "no supported query method in q=");
+			v->sig_needs[i] = 0;
 			dkim_sig_ignore(sig);
 			continue;
 		}
-		(void)key_query(v, d, s, 1);
+		if ((k = key_query(v, d, s, 1)) != NULL &&
+		    dkim_sig_gettagvalue(sig, 0, UC("l")) == NULL)
+			v->sig_key[i] = (signed char)(k - v->keys);
 	}
 	return DKIM_CBSTAT_CONTINUE;
 }
@@ -935,6 +951,45 @@ count_body(struct verifier *v, const unsigned char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Does any signature still need the body hashed?  Not one whose key
+ * lookup has failed (no record, several, an error: key_lookup will say
+ * "no key" at the end, whatever the body), nor one the prescreen threw
+ * out.  One with l= is left alone (the library checks l= against the
+ * body), and so is one the library found an error in.  Asked while the
+ * body streams in; once no signature needs it, the rest of the body
+ * goes to our length counts only.
+ */
+static int
+body_needed(struct verifier *v)
+{
+	const struct mw_dns_answer *a;
+	int i, failed = 0;
+
+	for (i = 0; i < v->n_pre; i++) {
+		if (!v->sig_needs[i])
+			continue;
+		if (v->sig_key[i] < 0)
+			return 1;
+		a = mw_dns_peek(v->keys[(int)v->sig_key[i]].q);
+		switch (a->status) {
+		case MW_DNS_OK:
+			if (a->nrr == 1)
+				return 1;
+			break;
+		case MW_DNS_NXDOMAIN:
+		case MW_DNS_NODATA:
+		case MW_DNS_PERMFAIL:
+		case MW_DNS_TEMPFAIL:
+			break;
+		default:	/* not answered yet */
+			return 1;
+		}
+		failed++;
+	}
+	return failed == 0;
+}
+
 static void
 verifier_body(struct verifier *v, const unsigned char *buf, size_t len)
 {
@@ -945,12 +1000,18 @@ verifier_body(struct verifier *v, const unsigned char *buf, size_t len)
 		v->too_long = 1;
 		return;
 	}
+	if (v->nohash)
+		return;
 	(void)dkim_body(v->dkim, (u_char *)buf, len);
+	/* the last byte the library got (verifier_finish ends its line) */
 	if (len > 0)
 		v->last = buf[len - 1];
 	/* Take in key answers as they come, so none of them times out. */
-	if (v->n_keys > 0)
+	if (v->n_keys > 0) {
 		mw_dns_poll(v->dns);
+		if (!body_needed(v))
+			v->nohash = 1;
+	}
 }
 
 static void

@@ -21,6 +21,8 @@
  *				CRLF (sent in 64 kB chunks)
  *	eom
  *	abort
+ *	pause MS		wait MS milliseconds (DNS answers arrive
+ *				meanwhile); not printed
  *	repeat N header NAME: VALUE
  *	log			from here on the library's log lines (level
  *				info: the one line per message) are part of
@@ -394,6 +396,11 @@ main(int argc, char **argv)
 			v = mw_session_eom(s);
 			print_verdict(v);
 			print_changes(s);
+		} else if (strcmp(cmd, "pause") == 0) {
+			long ms = strtol(arg, NULL, 10);
+
+			if (ms > 0 && ms < 10000)
+				usleep((useconds_t)ms * 1000);
 		} else if (strcmp(cmd, "abort") == 0) {
 			printf("abort\n");
 			mw_session_abort(s);
