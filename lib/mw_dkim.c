@@ -158,7 +158,7 @@ struct verifier {
 		char			reason[160];
 		int			ambiguous;	/* report no tags */
 	}			 pre[MAX_SIGS];
-	struct keyq		 keys[MAX_SIGS];
+	struct keyq		*keys[MAX_SIGS];	/* allocated as asked */
 	int			 n_keys;
 	/* From the prescreen, per signature: which key, whether it needs
 	 * the body hashed at all (see body_needed). */
@@ -559,24 +559,38 @@ query_method_ok(const char *q)
 	return 0;
 }
 
-static struct keyq *
-key_query(struct verifier *v, const char *domain, const char *selector,
+/* The index of the key of (selector, domain) in v->keys, asked for now
+ * if submit; -1 if there is none (or no room, or no memory). */
+static int
+key_index(struct verifier *v, const char *domain, const char *selector,
     int submit)
 {
-	char name[sizeof(v->keys[0].name)];
+	char name[sizeof(((struct keyq *)NULL)->name)];
+	struct keyq *k;
 	int i;
 
 	if (snprintf(name, sizeof(name), "%s._domainkey.%s", selector,
 	    domain) >= (int)sizeof(name))
-		return NULL;
+		return -1;
 	for (i = 0; i < v->n_keys; i++)
-		if (strcasecmp(v->keys[i].name, name) == 0)
-			return &v->keys[i];
-	if (!submit || v->n_keys >= MAX_SIGS)
-		return NULL;
-	memcpy(v->keys[v->n_keys].name, name, sizeof(name));
-	v->keys[v->n_keys].q = mw_dns_submit(v->dns, name, MW_DNS_TXT);
-	return &v->keys[v->n_keys++];
+		if (strcasecmp(v->keys[i]->name, name) == 0)
+			return i;
+	if (!submit || v->n_keys >= MAX_SIGS ||
+	    (k = calloc(1, sizeof(*k))) == NULL)
+		return -1;
+	memcpy(k->name, name, sizeof(name));
+	k->q = mw_dns_submit(v->dns, name, MW_DNS_TXT);
+	v->keys[v->n_keys] = k;
+	return v->n_keys++;
+}
+
+static struct keyq *
+key_query(struct verifier *v, const char *domain, const char *selector,
+    int submit)
+{
+	int i = key_index(v, domain, selector, submit);
+
+	return i < 0 ? NULL : v->keys[i];
 }
 
 /*
@@ -594,7 +608,7 @@ prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 	for (i = 0; i < nsigs; i++) {
 		DKIM_SIGINFO *sig = sigs[i];
 		const char *d, *s, *q;
-		struct keyq *k;
+		int k;
 
 		if (i >= MAX_SIGS || i >= v->n_fed) {
 			dkim_sig_ignore(sig);
@@ -634,9 +648,9 @@ prescreen(DKIM *dkim, DKIM_SIGINFO **sigs, int nsigs)
 			dkim_sig_ignore(sig);
 			continue;
 		}
-		if ((k = key_query(v, d, s, 1)) != NULL &&
+		if ((k = key_index(v, d, s, 1)) >= 0 &&
 		    dkim_sig_gettagvalue(sig, 0, UC("l")) == NULL)
-			v->sig_key[i] = (signed char)(k - v->keys);
+			v->sig_key[i] = (signed char)k;
 	}
 	return DKIM_CBSTAT_CONTINUE;
 }
@@ -731,10 +745,14 @@ verifier_new(DKIM_LIB *lib, const struct mw_dkim_cfg *c,
 static void
 verifier_free(struct verifier *v)
 {
+	int i;
+
 	if (v == NULL)
 		return;
 	if (v->dkim != NULL)
 		dkim_free(v->dkim);
+	for (i = 0; i < v->n_keys; i++)
+		free(v->keys[i]);
 	free(v);
 }
 
@@ -971,7 +989,7 @@ body_needed(struct verifier *v)
 			continue;
 		if (v->sig_key[i] < 0)
 			return 1;
-		a = mw_dns_peek(v->keys[(int)v->sig_key[i]].q);
+		a = mw_dns_peek(v->keys[(int)v->sig_key[i]]->q);
 		switch (a->status) {
 		case MW_DNS_OK:
 			if (a->nrr == 1)
