@@ -155,6 +155,12 @@ for part in $SWEEP_PARTS; do
 		# passed, as for the one of the other runs.
 		max=0
 		for r in $SWEEP_RCPTS; do [ "$r" -gt "$max" ] && max=$r; done
+		# smtp-source -r N sends to 1rcpt@..NRCPT@ (1: rcpt@): one
+		# message to the most; Postfix would hang up after 20 refused
+		# RCPTs (smtpd_hard_error_limit), and sleep after each
+		# (smtpd_error_sleep_time), without these.
+		postfix_set "smtpd_hard_error_limit=5000" "smtpd_soft_error_limit=5000" \
+		    "smtpd_error_sleep_time=0" >/dev/null
 		if [ "$max" -gt 1 ]; then
 			use_milters mw-unix
 			smtp_load "$msg" 1 1 rcpt@sink.test -r "$max" -A >/dev/null 2>&1
@@ -209,7 +215,7 @@ for part in $SWEEP_PARTS; do
 				    -a "$CLIENT_IP" -T 120 > "$log" 2>&1 &
 				mp=$!
 				for ((i = 0; i < 2400; i++)); do
-					grep -q holding "$log" && break
+					grep -qs holding "$log" && break
 					kill -0 "$mp" 2>/dev/null || break
 					sleep 0.05
 				done
