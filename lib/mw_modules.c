@@ -16,6 +16,7 @@ extern const struct mw_module mw_module_dnsbl;
 extern const struct mw_module mw_module_sender;
 extern const struct mw_module mw_module_spf;
 extern const struct mw_module mw_module_dkim;
+extern const struct mw_module mw_module_arc;
 extern const struct mw_module mw_module_dmarc;
 extern const struct mw_module mw_module_message;
 extern const struct mw_module mw_module_greylist;
@@ -24,7 +25,7 @@ extern const struct mw_module mw_module_tls;
 /*
  * Order matters: hooks of one event run in this order, so a check that
  * reads another's results (mw_session_priv.h: struct mw_shared_results)
- * comes after it: DMARC after SPF and DKIM, greylisting after the
+ * comes after it: DMARC after SPF, DKIM and ARC, greylisting after the
  * connection checks and SPF.
  */
 const struct mw_module *const mw_modules[] = {
@@ -35,6 +36,7 @@ const struct mw_module *const mw_modules[] = {
 	&mw_module_sender,	/* before SPF: its lookups share SPF's wait */
 	&mw_module_spf,
 	&mw_module_dkim,
+	&mw_module_arc,		/* before DMARC: trusted sealers */
 	&mw_module_dmarc,
 	&mw_module_message,
 	&mw_module_greylist,

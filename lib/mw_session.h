@@ -86,6 +86,7 @@ enum mw_auth_result {
 const char *mw_auth_result_name(enum mw_auth_result r);
 
 #define MW_MAX_DKIM_RESULTS	16
+#define MW_MAX_ARC_AAR_DKIM	4
 
 /*
  * Results one check publishes for others (DMARC reads SPF and DKIM,
@@ -106,6 +107,22 @@ struct mw_shared_results {
 		char			domain[256];	/* d= */
 		char			selector[128];	/* s= */
 	}			dkim[MW_MAX_DKIM_RESULTS];
+	/*
+	 * ARC, set by mw_arc at end of message (per message): the chain's
+	 * cv (NONE, PASS, FAIL); with PASS the newest ARC-Seal's d=, and
+	 * if that sealer is in [arc] trusted_sealers (arc_trusted) the
+	 * passes its ARC-Authentication-Results reports: dmarc=pass (and
+	 * its header.from), dkim=pass domains, the spf=pass domain.
+	 */
+	int			arc_done;
+	enum mw_auth_result	arc;
+	char			arc_sealer[256];
+	int			arc_trusted;
+	int			arc_aar_dmarc;
+	char			arc_aar_from[256];
+	size_t			n_arc_aar_dkim;
+	char			arc_aar_dkim[MW_MAX_ARC_AAR_DKIM][256];
+	char			arc_aar_spf[256];
 	/* connection checks (per connection) */
 	int			dnswl_listed;	/* mw_dnsbl: an allowlist matched */
 	int			iprev_pass;	/* mw_iprev */
