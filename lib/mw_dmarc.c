@@ -719,6 +719,8 @@ struct dmarc_state {
 	const char		*dis;		/* none, quarantine, reject */
 	char			 note[160];	/* override, testing, exempt ... */
 	struct mw_buf		 hdrs;		/* header fields (failure reports) */
+	const char		*override_type;	/* RFC 9990 reason, or NULL */
+	char			 override_comment[300];
 };
 
 static void
@@ -1994,6 +1996,34 @@ find_override(struct mw_session *s, const struct dmarc_cfg *c,
 	return NULL;
 }
 
+/*
+ * The trusted-forwarder override ([arc] trusted_sealers, mw_arc.c): the
+ * ARC chain passed, its newest set was sealed by a trusted sealer, and
+ * that sealer's ARC-Authentication-Results says DMARC passed for this
+ * Author Domain, or DKIM or SPF passed for an identifier aligned with
+ * it.  1 yes, 0 no.
+ */
+static int
+arc_override(struct mw_session *s, struct dmarc_state *st,
+    struct dmarc_domain *d)
+{
+	const struct mw_shared_results *r = &s->res;
+	char why[256];
+	size_t i;
+
+	if (!r->arc_done || r->arc != MW_AUTH_PASS || !r->arc_trusted)
+		return 0;
+	if (r->arc_aar_dmarc && (r->arc_aar_from[0] == '\0' ||
+	    strcasecmp(r->arc_aar_from, d->domain) == 0))
+		return 1;
+	for (i = 0; i < r->n_arc_aar_dkim && i < MW_MAX_ARC_AAR_DKIM; i++)
+		if (aligned(s, st, d, r->arc_aar_dkim[i], d->adkim, why,
+		    sizeof(why)) == 1)
+			return 1;
+	return r->arc_aar_spf[0] != '\0' && aligned(s, st, d, r->arc_aar_spf,
+	    d->aspf, why, sizeof(why)) == 1;
+}
+
 /* Carry out a reject_action / quarantine_action; returns the dis= word. */
 static const char *
 apply_disp(struct mw_session *s, const struct dmarc_cfg *c,
@@ -2076,6 +2106,14 @@ decide(struct mw_session *s, struct dmarc_state *st)
 		note_add(st, "t=y: one level down");
 	if (d->policy == POL_NONE)
 		return;
+	if (arc_override(s, st, d)) {
+		st->override_type = "trusted_forwarder";
+		snprintf(st->override_comment, sizeof(st->override_comment),
+		    "arc=pass sealer=%s", s->res.arc_sealer);
+		mw_session_note(s, "dmarc", "local policy override: %s is a "
+		    "trusted ARC sealer", s->res.arc_sealer);
+		return;
+	}
 	da = d->policy == POL_REJECT ? &c->reject_action :
 	    &c->quarantine_action;
 	if (s->exempt_rcpt) {
@@ -2141,7 +2179,11 @@ json_str(struct mw_buf *b, const char *key, const char *v)
  *   "local override: D", "t=y: one level down", "exempt recipient",
  *   "dry run"), dkim_aligned, spf_aligned ("pass"/"fail"), spf
  *   {domain, scope "mfrom"/"helo", result}, dkim [{domain, selector,
- *   result} for every signature checked].
+ *   result} for every signature checked], and only when a local policy
+ *   override of this kind applied: override {type, comment} (RFC 9990
+ *   PolicyOverrideReason): type "trusted_forwarder", comment
+ *   "arc=pass sealer=DOMAIN" for an ARC chain sealed by one of [arc]
+ *   trusted_sealers.
  */
 static void
 history_record(struct mw_session *s, struct dmarc_state *st,
@@ -2209,7 +2251,14 @@ history_record(struct mw_session *s, struct dmarc_state *st,
 		    mw_auth_result_name(s->res.dkim[i].result));
 		mw_buf_puts(b, "}");
 	}
-	mw_buf_puts(b, "]}\n");
+	mw_buf_puts(b, "]");
+	if (d == &st->d[st->worst] && st->override_type != NULL) {
+		mw_buf_puts(b, ",\"override\":{\"type\":");
+		json_string(b, st->override_type);
+		json_str(b, "comment", st->override_comment);
+		mw_buf_puts(b, "}");
+	}
+	mw_buf_puts(b, "}\n");
 }
 
 /*
@@ -2522,10 +2571,12 @@ dmarc_authres(struct mw_session *s, const void *vc, void *vst,
 	if (d->have_policy && (st->result == DR_PASS ||
 	    st->result == DR_FAIL)) {
 		mw_authres_prop(ar, "policy", "dmarc", pol_name(d->policy));
-		mw_authres_comment(ar, "p=%s sp=%s np=%s%s dis=%s%s%s%s",
+		mw_authres_comment(ar, "p=%s sp=%s np=%s%s dis=%s%s%s%s%s%s",
 		    pol_name(d->p), pol_name(d->sp), pol_name(d->np),
 		    d->t ? " t=y" : "", st->dis != NULL ? st->dis : "none",
 		    st->note[0] ? "; " : "", st->note,
+		    st->override_type != NULL ? "; override=arc " : "",
+		    st->override_type != NULL ? st->override_comment : "",
 		    d->from_rua ? "; no valid p=, rua= given: p=none" : "");
 	} else if (d->why[0] != '\0')
 		mw_authres_comment(ar, "%s", d->why);

@@ -12,10 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "mw_authres.h"
 #include "mw_cidr.h"
 #include "mw_config.h"
 #include "mw_buf.h"
+#include "mw_canon.h"
+#include "mw_dkimkey.h"
 #include "mw_log.h"
 #include "mw_module.h"
 #include "mw_text.h"
@@ -451,6 +455,114 @@ test_printable(void)
 	mw_buf_free(&b);
 }
 
+/* The canonical body of in (fed in chunks of step bytes) hashes as want. */
+static void
+body_is(enum mw_canon c, long long limit, const char *in, size_t step,
+    const char *want, const char *what)
+{
+	struct mw_canon_body *cb = mw_canon_body_new(c, "sha256", limit);
+	unsigned char got[64], exp[64];
+	unsigned int en = 0;
+	unsigned long long total = 0;
+	size_t i, n = strlen(in);
+	int gn;
+
+	for (i = 0; i < n; i += step)
+		mw_canon_body_update(cb, (const unsigned char *)in + i,
+		    n - i < step ? n - i : step);
+	gn = mw_canon_body_final(cb, got, &total);
+	mw_canon_body_free(cb);
+	EVP_Digest(want, limit >= 0 && (size_t)limit < strlen(want) ?
+	    (size_t)limit : strlen(want), exp, &en, EVP_sha256(), NULL);
+	ok(gn == (int)en && memcmp(got, exp, en) == 0, "canon body: %s "
+	    "(chunks of %zu)", what, step);
+	if (limit < 0)
+		is_int((long)total, (long)strlen(want), "canon body: %s: length",
+		    what);
+}
+
+static void
+test_canon(void)
+{
+	static const size_t steps[] = { 1, 2, 3, 7, 4096 };
+	struct mw_buf b = MW_BUF_INIT(4096);
+	struct mw_taglist tl;
+	enum mw_canon h, bd;
+	unsigned char out[64];
+	char err[100];
+	size_t i;
+
+	/* RFC 6376 3.4.5/3.4.6 example */
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		body_is(MW_CANON_RELAXED, -1, " C \r\nD \t E\r\n\r\n\r\n",
+		    steps[i], " C\r\nD E\r\n", "RFC 6376 example, relaxed");
+		body_is(MW_CANON_SIMPLE, -1, " C \r\nD \t E\r\n\r\n\r\n",
+		    steps[i], " C \r\nD \t E\r\n", "RFC 6376 example, simple");
+		body_is(MW_CANON_RELAXED, -1, "a\r\n \t \r\n\r\nb \r",
+		    steps[i], "a\r\n\r\n\r\nb \r\r\n",
+		    "blank lines inside kept, a bare CR is content");
+		body_is(MW_CANON_SIMPLE, -1, "a\nb\r\n", steps[i],
+		    "a\nb\r\n", "a bare LF is content");
+	}
+	body_is(MW_CANON_SIMPLE, -1, "", 1, "\r\n", "empty body, simple");
+	body_is(MW_CANON_RELAXED, -1, "", 1, "", "empty body, relaxed");
+	body_is(MW_CANON_SIMPLE, -1, "\r\n\r\n", 1, "\r\n",
+	    "only empty lines, simple");
+	body_is(MW_CANON_RELAXED, -1, " \r\n\r\n", 1, "",
+	    "only blank lines, relaxed");
+	body_is(MW_CANON_SIMPLE, -1, "abc", 1, "abc\r\n",
+	    "no final CRLF, simple");
+	body_is(MW_CANON_RELAXED, -1, "abc \t", 1, "abc\r\n",
+	    "no final CRLF, relaxed");
+	body_is(MW_CANON_RELAXED, 3, "a  b\r\nc\r\n", 1, "a b\r\nc\r\n",
+	    "l=3 hashes the first 3 bytes");
+	ok(mw_canon_body_new(MW_CANON_SIMPLE, "nosuchhash", -1) == NULL,
+	    "canon body: an unknown hash is refused");
+	ok(mw_canon_body_final(NULL, out, NULL) == -1,
+	    "canon body: NULL is an error, not a crash");
+
+	mw_canon_header(&b, MW_CANON_RELAXED, "Subject ", " Y\t\n\tZ  ", 1);
+	is_str(mw_buf_str(&b), "subject:Y Z\r\n", "canon header: relaxed "
+	    "(RFC 6376 3.4.6 example, LF fold as Postfix passes it)");
+	mw_buf_reset(&b);
+	mw_canon_header(&b, MW_CANON_SIMPLE, "Subject", " Y\t\n\tZ  ", 0);
+	is_str(mw_buf_str(&b), "Subject: Y\t\r\n\tZ  ",
+	    "canon header: simple, folds as CRLF, no final CRLF");
+	mw_buf_reset(&b);
+	mw_canon_header(&b, MW_CANON_SIMPLE, "A", " x\r\n y", 1);
+	is_str(mw_buf_str(&b), "A: x\r\n y\r\n",
+	    "canon header: simple, a CRLF fold stays one CRLF");
+	mw_buf_free(&b);
+	ok(mw_canon_parse("relaxed", &h, &bd) == 0 && h == MW_CANON_RELAXED &&
+	    bd == MW_CANON_SIMPLE, "c=relaxed is relaxed/simple");
+	ok(mw_canon_parse("simple/relaxed", &h, &bd) == 0 &&
+	    h == MW_CANON_SIMPLE && bd == MW_CANON_RELAXED,
+	    "c=simple/relaxed");
+	ok(mw_canon_parse("", &h, &bd) == -1 &&
+	    mw_canon_parse("relaxed/", &h, &bd) == -1 &&
+	    mw_canon_parse("Relaxed/nope", &h, &bd) == -1,
+	    "c= empty, half empty or unknown is refused");
+
+	ok(mw_taglist_parse(" a = rsa-sha256 ;\r\n b=ab cd\r\n ef; d=x;",
+	    &tl, err, sizeof(err)) == 0 && tl.n == 3 &&
+	    strcmp(mw_taglist_get(&tl, "a"), "rsa-sha256") == 0 &&
+	    strcmp(mw_taglist_get(&tl, "b"), "ab cd\r\n ef") == 0,
+	    "tag list: FWS around tags, a trailing ;");
+	mw_taglist_free(&tl);
+	ok(mw_taglist_parse("a=1; a=2", &tl, err, sizeof(err)) == -1,
+	    "tag list: a tag twice is refused (%s)", err);
+	ok(mw_taglist_parse("a=1;; b=2", &tl, err, sizeof(err)) == -1,
+	    "tag list: an empty tag-spec is refused");
+	ok(mw_taglist_parse("1a=1", &tl, err, sizeof(err)) == -1,
+	    "tag list: a name must start with a letter");
+	is_int(mw_base64_decode("aGVs\r\n bG8=", out, sizeof(out)), 5,
+	    "base64 with folding white space");
+	is_int(mw_base64_decode("aGVsbG8", out, sizeof(out)), -1,
+	    "base64 without its padding is refused");
+	is_int(mw_base64_decode("aG=Vs", out, sizeof(out)), -1,
+	    "base64 with data after padding is refused");
+}
+
 int
 main(void)
 {
@@ -461,5 +573,6 @@ main(void)
 	test_domain();
 	test_printable();
 	test_log_level();
+	test_canon();
 	return tap_done();
 }
