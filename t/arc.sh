@@ -17,14 +17,7 @@ set -u
 	skip_all "python3-dkim missing"
 lab_init
 
-mw_config_write "$LAB/mw.ini" <<'EOF2'
-[milter]
-socket = inet:@MILTER_PORT@@127.0.0.1
-authserv_id = mx.test
-user = nobody
-[dns]
-nameservers = 127.0.0.1:@NSD_PORT@
-timeout_ms = 500
+mw_config_lab "$LAB/mw.ini" <<'EOF2'
 [iprev]
 enabled = no
 [helo]
