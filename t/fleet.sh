@@ -115,8 +115,38 @@ EOF
         ok "daemon $h is still running" _lab_alive "$(lab_pid "mw$h")"
         lab_stop "mw$h"
     done
-    unlike "$(cat "$LAB"/mwA.log "$LAB"/mwB.log)" 'Sanitizer|runtime error' \
-        "no sanitizer report from either daemon"
+    # a daemon with a wrong password: fail_mode, one log line, no restart loop
+    PC=$(lab_port)
+    printf 'wrong\n' > "$LAB/daemon-wrong.pw"
+    chmod 600 "$LAB/daemon-wrong.pw"
+    conf "$LAB/mwC.ini" <<EOF
+[milter]
+socket = inet:$PC@127.0.0.1
+user = nobody
+[redis]
+server = 127.0.0.1:@REDIS_PORT@
+username = nosuchuser
+password_file = @LAB@/daemon-wrong.pw
+EOF
+    lab_spawn mwC "$MW_DAEMON" -f -c "$LAB/mwC.ini"
+    for ((i = 0; i < 200; i++)); do
+        _lab_socket_ready "inet:$PC@127.0.0.1" && break
+        sleep 0.05
+    done
+    answers=
+    for ((i = 0; i < 5; i++)); do
+        answers="$answers$(mrcpt "$PC" 192.0.2.49 w$i@example.org z@example.net)"$'\n'
+    done
+    is "$(grep -c '451 4\.3\.0 Greylisting service unavailable' <<<"$answers")" 5 \
+        "daemon, wrong password: every RCPT answered by fail_mode (5 of 5)"
+    is "$(grep -c 'refused AUTH as user nosuchuser: WRONGPASS' "$LAB/mwC.log" || true)" 1 \
+        "daemon, wrong password: one clear log line"
+    ok "daemon, wrong password: still running" _lab_alive "$(lab_pid mwC)"
+    unlike "$(cat "$LAB/mwC.log")" 'worker [0-9]+ (killed|exited)|worker restarted' \
+        "daemon, wrong password: its worker did not restart"
+    lab_stop mwC
+    unlike "$(cat "$LAB"/mwA.log "$LAB"/mwB.log "$LAB"/mwC.log)" 'Sanitizer|runtime error' \
+        "no sanitizer report from the daemons"
 else
     skip "two daemons sharing one Redis" "needs root and milter/mailwarden"
 fi
