@@ -6,7 +6,7 @@ PKGS="build-essential autoconf autoconf-archive automake libtool pkg-config
  libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libc-ares-dev
  libhiredis-dev libssl-dev libinih-dev libmicrohttpd-dev libidn2-dev libpsl-dev libjansson-dev zlib1g-dev
  libxml2-utils
- postfix swaks miltertest nsd redis-server dnsutils publicsuffix
+ postfix swaks miltertest nsd redis-server redis-sentinel dnsutils publicsuffix
  python3 python3-dnslib python3-yaml python3-dkim python3-authres opendkim-tools
  clang libclang-rt-14-dev
  iproute2 procps openssl
