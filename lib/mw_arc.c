@@ -458,6 +458,10 @@ parse_chain(struct mw_session *s, const struct arc_cfg *c,
 	size_t k;
 	int i, max = 0;
 
+	/* Once per message; a second end of header starts afresh. */
+	set_free(st);
+	st->n = 0;
+	st->why[0] = '\0';
 	st->parsed = 1;
 	st->cv = MW_AUTH_NONE;
 	if (!st->any_arc)

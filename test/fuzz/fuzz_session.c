@@ -3,7 +3,8 @@
  * event sequences, with every check on (default configuration, DNS from
  * memory): events in any order (RCPT before MAIL, headers after ABORT,
  * a second end of message ...), hostile header fields (From, DKIM-
- * Signature, Authentication-Results, names with white space before the
+ * Signature, ARC sets ([arc] on, seeds arc_*: one and two sets sealed by
+ * dkimpy), Authentication-Results, names with white space before the
  * colon), odd envelope addresses.  Built and run by test/fuzz/build.sh.
  *
  * One input is a list of lines; the first byte of a line is the event,
@@ -46,7 +47,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if ((fd = mkstemp(path)) == -1 || (fp = fdopen(fd, "w")) == NULL)
 		abort();
 	fputs("[milter]\nauthserv_id = mx.fuzz.test\nuser = nobody\n"
-	    "[spf]\ncheck_helo = yes\n[dmarc]\nquarantine_action = hold\n",
+	    "[spf]\ncheck_helo = yes\n[dmarc]\nquarantine_action = hold\n"
+	    "[arc]\nenabled = yes\ntrusted_sealers = dkim.test\n",
 	    fp);
 	fclose(fp);
 	if (mw_config_load(path, &cfg, err, sizeof(err)) == -1 ||
