@@ -123,8 +123,9 @@ struct mw_dns_query {
 	struct mw_dns_query	*next;		/* all queries of the batch */
 	struct mw_dns_batch	*b;
 	struct mw_dns_answer	 ans;
+	/* Both in the query's own allocation, after the struct: */
 	char			*name;		/* as the caller gave it */
-	char			 key[MW_DOMAIN_MAX + 1];
+	char			*key;		/* asked: lower case, no final dot */
 	int			 rrcap;		/* allocated ans.rr slots */
 	int			 done;		/* ans is final */
 	uint64_t		 deadline;	/* hard cap, monotonic ms */
@@ -1406,6 +1407,7 @@ mw_dns_batch_new(struct mw_dns *d)
 	b->d = d;
 	b->oom.b = b;
 	b->oom.name = (char *)"";
+	b->oom.key = (char *)"";
 	b->oom.ans.name = "";
 	b->oom.ans.status = MW_DNS_TEMPFAIL;
 	b->oom.ans.error = "out of memory";
@@ -1424,7 +1426,6 @@ mw_dns_batch_free(struct mw_dns_batch *b)
 	while ((q = b->queries) != NULL) {
 		b->queries = q->next;
 		query_clear_rr(q);
-		free(q->name);
 		free(q->raw);
 		q->raw = NULL;
 		if (q->chan != NULL)	/* c-ares still holds it */
@@ -1442,15 +1443,17 @@ struct mw_dns_query *
 mw_dns_submit(struct mw_dns_batch *b, const char *name, int type)
 {
 	struct mw_dns_query *q;
+	size_t n;
 
 	if (name == NULL)
 		name = "";
-	if ((q = calloc(1, sizeof(*q))) == NULL)
+	/* check_name writes at most strlen(name) + 1 bytes of key */
+	n = strlen(name) + 1;
+	if ((q = calloc(1, sizeof(*q) + 2 * n)) == NULL)
 		return &b->oom;
-	if ((q->name = strdup(name)) == NULL) {
-		free(q);
-		return &b->oom;
-	}
+	q->key = (char *)(q + 1);
+	q->name = q->key + n;
+	memcpy(q->name, name, n);
 	q->b = b;
 	q->ans.name = q->name;
 	q->ans.type = type;
