@@ -599,6 +599,29 @@ stop_nsd() {
     return 0
 }
 
+# start_silent_dns: a UDP "name server" on 127.0.0.1:$SILENT_DNS_PORT that
+# reads every query and never answers -- a DNS timeout that does not depend
+# on the kernel's ICMP rate limit, as "nothing listens" does (a refused port
+# answers with ICMP port unreachable, which the kernel may drop under load).
+start_silent_dns() {
+    _lab_need_init start_silent_dns
+    SILENT_DNS_PORT=$(lab_port)
+    lab_spawn silent-dns python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+while True:
+    s.recv(4096)
+' "$SILENT_DNS_PORT"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q ready "$LAB/silent-dns.log" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    lab_die "start_silent_dns: the listener did not start" "$LAB/silent-dns.log"
+}
+
 # lab_dig ARGS...: dig +short against the lab nsd (e.g. lab_dig mx.example.test A)
 lab_dig() { dig +short +norec +time=2 +tries=1 @127.0.0.1 -p "$NSD_PORT" "$@"; }
 

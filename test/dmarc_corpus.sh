@@ -31,15 +31,8 @@ data=${MW_TESTDATA:-$(cd "$(dirname "$0")" && pwd)/corpora}/dmarc
 lab_init
 
 # A name server that never answers: mailauth's ETIMEOUT case.
-BH_PORT=$(lab_port)
-lab_spawn blackhole "$py" -c '
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-print("ready", flush=True)
-while True:
-    s.recv(4096)
-' "$BH_PORT"
+start_silent_dns
+BH_PORT=$SILENT_DNS_PORT
 
 out=$LAB/cases
 "$py" "$top/test/dmarc_corpus.py" prepare "$out" "$NSD_PORT" "$BH_PORT" ||

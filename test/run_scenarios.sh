@@ -29,7 +29,8 @@ for _ in $(seq 1 100); do
 	    ready.probe A >/dev/null 2>&1 && break
 	sleep 0.05
 done
-export NSD_PORT FAULT_PORT REDIS_PORT
+start_silent_dns
+export NSD_PORT FAULT_PORT REDIS_PORT SILENT_DNS_PORT
 
 if [ $# -gt 0 ]; then
 	set -- $(for n in "$@"; do echo "$top_srcdir/test/scenarios/$n.scn"; done)
