@@ -7,7 +7,8 @@
 # DMARC records are served by nsd (t/zones/dmarc-*, dkim-test).
 #  1. sealed by the list, which [arc] trusted_sealers names: delivered,
 #     the A-R keeps dmarc=fail policy.dmarc=reject with the override, and
-#     the history record says trusted_forwarder;
+#     the history record says trusted_forwarder, and so does the
+#     aggregate report mailwarden-report makes of it;
 #  2. the same message sealed by dkim.test, not trusted: refused;
 #  3. the body changed after the seal: refused, and postmaster@'s copy
 #     says arc=fail.
@@ -28,6 +29,9 @@ trusted_sealers = dmarc-lists.test
 [dmarc]
 psl_file = @TOP@/test/scenarios/dmarc_psl.dat
 history_file = @LAB@/dmarc-history.jsonl
+report_org_name = Receiver Test
+report_submitter = mx.test
+report_state_dir = @LAB@/report-state
 EOF2
 start_nsd dmarc-bank.zone dmarc-lists.zone dmarc-tld.zone dkim-test.zone
 touch "$LAB/dmarc-history.jsonl"
@@ -85,6 +89,19 @@ assert r["policy"] == "reject" and r["disposition"] == "none", r
 assert r["override"] == {"type": "trusted_forwarder",
                          "comment": "arc=pass sealer=dmarc-lists.test"}, r' \
     "$LAB/dmarc-history.jsonl"
+
+# ... and the aggregate report for dmarc-bank.test gives it as RFC 9990's
+# trusted_forwarder reason (the report program reads the same history).
+sleep 1		# --end now leaves out the current second
+mkdir -p "$LAB/reports"
+"$BUILD/tools/mailwarden-report" -c "$LAB/mw.ini" --end now \
+    --out "$LAB/reports" >"$LAB/report.out" 2>&1
+is "$?" 0 "mailwarden-report --out exits 0"
+xml=$(zcat "$LAB"/reports/*'!dmarc-bank.test!'*.xml.gz 2>/dev/null)
+like "$xml" "<reason>[[:space:]]*<type>trusted_forwarder</type>[[:space:]]*<comment>arc=pass sealer=dmarc-lists.test</comment>[[:space:]]*</reason>" \
+    "aggregate report: reason trusted_forwarder with the sealer"
+ok "aggregate report: valid against the RFC 9990 schema" eval \
+    'printf "%s\n" "$xml" | xmllint --noout --schema "$TOP/test/report/dmarc-2.0.xsd" - 2>"$LAB/xmllint.err"'
 
 # 2. a sealer that is not trusted
 forwarded dkim.test "$LAB/untrusted.eml"
