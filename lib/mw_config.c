@@ -367,6 +367,21 @@ mw_set_string(char **dst, const char *s, char *err, size_t errlen)
 }
 
 int
+mw_set_fixed(char *dst, size_t dstlen, const char *s, const char *what,
+    char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+
+	if (n >= dstlen) {
+		snprintf(err, errlen, "%s is longer than %zu bytes", what,
+		    dstlen - 1);
+		return -1;
+	}
+	memcpy(dst, s, n + 1);
+	return 0;
+}
+
+int
 mw_split_list(const char *s, char ***v, size_t *n, char *err, size_t errlen)
 {
 	const char *p = s;

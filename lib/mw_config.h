@@ -134,6 +134,13 @@ int	mw_read_secret_file(const char *path, char **out, char *err,
 	    size_t errlen);
 /* Replace *dst with a copy of s. */
 int	mw_set_string(char **dst, const char *s, char *err, size_t errlen);
+/*
+ * Copy s into the fixed buffer dst (a value kept in the configuration
+ * without allocating); -1 with err ("WHAT is longer than N bytes") if it
+ * does not fit.
+ */
+int	mw_set_fixed(char *dst, size_t dstlen, const char *s, const char *what,
+	    char *err, size_t errlen);
 /* Split a comma/space separated list and append the items to *v. */
 int	mw_split_list(const char *s, char ***v, size_t *n, char *err,
 	    size_t errlen);

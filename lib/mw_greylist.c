@@ -172,19 +172,6 @@ gl_cfg_init(void *vc)
 }
 
 static int
-copy_bounded(char *dst, size_t dstlen, const char *v, const char *what,
-    char *err, size_t errlen)
-{
-	if (strlen(v) >= dstlen) {
-		snprintf(err, errlen, "%s is longer than %zu bytes", what,
-		    dstlen - 1);
-		return -1;
-	}
-	memcpy(dst, v, strlen(v) + 1);
-	return 0;
-}
-
-static int
 gl_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 {
 	struct gl_cfg *c = vc;
@@ -228,7 +215,7 @@ gl_cfg_set(void *vc, const char *k, const char *v, char *err, size_t errlen)
 				    "control characters", v);
 				return -1;
 			}
-		return copy_bounded(c->prefix, sizeof(c->prefix), v, "prefix",
+		return mw_set_fixed(c->prefix, sizeof(c->prefix), v, "prefix",
 		    err, errlen);
 	}
 	if (strcmp(k, "fail_mode") == 0) {

@@ -47,19 +47,6 @@ mw_redis_cfg_init(struct mw_redis_cfg *c)
 	c->pool_size = 16;
 }
 
-static int
-copy_bounded(char *dst, size_t dstlen, const char *v, const char *what,
-    char *err, size_t errlen)
-{
-	if (strlen(v) >= dstlen) {
-		snprintf(err, errlen, "%s is longer than %zu bytes", what,
-		    dstlen - 1);
-		return -1;
-	}
-	memcpy(dst, v, strlen(v) + 1);
-	return 0;
-}
-
 /*
  * "host", "host:port", "[v6addr]:port", "unix:/path" or "/path" (unix
  * only if allow_unix).  A host name is resolved by the system when a
@@ -87,7 +74,7 @@ parse_addr(struct mw_redis_addr *a, const char *v, int defport,
 			return -1;
 		}
 		a->port = 0;
-		return copy_bounded(a->host, sizeof(a->host), path,
+		return mw_set_fixed(a->host, sizeof(a->host), path,
 		    "server path", err, errlen);
 	}
 	if (v[0] == '[') {
@@ -154,7 +141,7 @@ parse_sentinels(struct mw_redis_cfg *c, const char *v, char *err,
 		    errlen);
 	if (ret == 0) {
 		c->n_sentinels = n;
-		ret = copy_bounded(c->sentinels_text,
+		ret = mw_set_fixed(c->sentinels_text,
 		    sizeof(c->sentinels_text), v, "sentinels", err, errlen);
 	}
 	mw_free_list(items, n);
@@ -197,7 +184,7 @@ mw_redis_cfg_set(struct mw_redis_cfg *c, const char *k, const char *v,
 	if (strcmp(k, "server") == 0) {
 		if (parse_addr(&c->addr, v, 6379, 1, err, errlen) == -1)
 			return -1;
-		return copy_bounded(c->server, sizeof(c->server), v, "server",
+		return mw_set_fixed(c->server, sizeof(c->server), v, "server",
 		    err, errlen);
 	}
 	if (strcmp(k, "sentinels") == 0) {
@@ -211,19 +198,19 @@ mw_redis_cfg_set(struct mw_redis_cfg *c, const char *k, const char *v,
 				snprintf(err, errlen, "empty");
 			return -1;
 		}
-		return copy_bounded(c->master_name, sizeof(c->master_name), v,
+		return mw_set_fixed(c->master_name, sizeof(c->master_name), v,
 		    "master_name", err, errlen);
 	}
 	if (strcmp(k, "username") == 0) {
 		c->username_line = line;
 		if (no_space(v, "username", err, errlen) == -1)
 			return -1;
-		return copy_bounded(c->username, sizeof(c->username), v,
+		return mw_set_fixed(c->username, sizeof(c->username), v,
 		    "username", err, errlen);
 	}
 	if (strcmp(k, "password") == 0) {
 		c->password_line = line;
-		return copy_bounded(c->password, sizeof(c->password), v,
+		return mw_set_fixed(c->password, sizeof(c->password), v,
 		    "password", err, errlen);
 	}
 	if (strcmp(k, "password_file") == 0) {
@@ -232,7 +219,7 @@ mw_redis_cfg_set(struct mw_redis_cfg *c, const char *k, const char *v,
 			return -1;
 		}
 		c->password_file_line = line;
-		return copy_bounded(c->password_file, sizeof(c->password_file),
+		return mw_set_fixed(c->password_file, sizeof(c->password_file),
 		    v, "password_file", err, errlen);
 	}
 	if (strcmp(k, "database") == 0)
@@ -281,7 +268,7 @@ mw_redis_cfg_check(struct mw_redis_cfg *c, int *line, char *err,
 			snprintf(err, errlen, "[redis] password_file: %s", why);
 			return -1;
 		}
-		if (copy_bounded(c->password, sizeof(c->password), pw,
+		if (mw_set_fixed(c->password, sizeof(c->password), pw,
 		    "password", err, errlen) == -1) {
 			memset(pw, 0, strlen(pw));
 			free(pw);
